@@ -1,0 +1,24 @@
+"""Celery configuration for Agentdeck's workers and for the web app's client."""
+
+import os
+
+_redis = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+broker_url = _redis
+result_backend = _redis
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+# A job is acknowledged only once it has run, and goes back to the queue if
+# its worker dies, so a killed worker never loses a job.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+broker_connection_retry_on_startup = True
+broker_transport_options = {"visibility_timeout": 3600}
+result_expires = 7 * 24 * 3600
+# Agentdeck has its own event pipe; Celery's event stream stays off.
+worker_send_task_events = False
+task_send_sent_event = False
+imports = ["workers.tasks"]
+timezone = "UTC"

@@ -1,0 +1,10 @@
+"""The Celery app: `celery -A workers worker` finds it as `workers.app`."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+app = Celery("agentdeck")
+app.config_from_object("celeryconfig")
+
+import workers.signals  # noqa: E402,F401  (connects the signal receivers)

@@ -1,0 +1,71 @@
+"""Every Redis key and channel name Agentdeck uses, in one place.
+
+All names start with the configurable prefix (``agentdeck:`` by default) so
+tests and several installations can share one Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "agentdeck:"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = DEFAULT_PREFIX
+
+    # --- per job -----------------------------------------------------------
+    def seq(self, job: str) -> str:
+        """Counter: the last seq given to the job's events."""
+        return f"{self.prefix}seq:{job}"
+
+    def log(self, job: str) -> str:
+        """Sorted set: the job's replay log, scored by seq, capped."""
+        return f"{self.prefix}log:{job}"
+
+    def state(self, job: str) -> str:
+        """String: the job's current state, kept by the publish script."""
+        return f"{self.prefix}state:{job}"
+
+    def cancel(self, job: str) -> str:
+        """Flag set when a cancellation was requested (cooperative check)."""
+        return f"{self.prefix}cancel:{job}"
+
+    def answer(self, job: str) -> str:
+        """List: answers to the job's input requests."""
+        return f"{self.prefix}answer:{job}"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}idem:{key}"
+
+    # --- global ------------------------------------------------------------
+    @property
+    def dirty(self) -> str:
+        """Sorted set: jobs with events the recorder has not stored, by last seq."""
+        return f"{self.prefix}dirty"
+
+    @property
+    def epoch(self) -> str:
+        """A random id written once; it changes when Redis loses its data."""
+        return f"{self.prefix}epoch"
+
+    @property
+    def events_channel(self) -> str:
+        """Pub/sub channel carrying every job event envelope."""
+        return f"{self.prefix}events"
+
+    @property
+    def workers_channel(self) -> str:
+        """Pub/sub channel carrying worker presence events."""
+        return f"{self.prefix}workers"
+
+    @property
+    def workers(self) -> str:
+        """Hash: worker hostname -> last heartbeat JSON."""
+        return f"{self.prefix}workers:seen"
+
+    @property
+    def metrics(self) -> str:
+        """Hash: counters shared by all processes (events published, ...)."""
+        return f"{self.prefix}metrics"

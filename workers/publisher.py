@@ -1,0 +1,214 @@
+"""Give events their seq and publish them: one Redis round trip per batch.
+
+Each process has one `Publisher` (see `get_publisher`). `emit` only appends
+to an in-memory buffer; a background thread drains it, running the publish
+script for every event in one pipelined round trip. The script assigns the
+job's next seq, fixes the job's state, appends the envelope to the job's
+replay log, marks the job for the recorder and PUBLISHes it, atomically.
+
+Keeping Redis off the caller's path is what keeps the cost to a Celery
+worker low, and the buffer is what carries events across a Redis outage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from workers.events import STATE_AFTER, EventType, now
+from workers.settings import Settings, get_settings
+
+log = logging.getLogger("agentdeck.publisher")
+
+# KEYS: seq, log, state, dirty, metrics, epoch
+# ARGV: head, mid, new_state, tail, job, max_events, ttl, channel, epoch_candidate
+PUBLISH_LUA = """
+redis.call('SET', KEYS[6], ARGV[9], 'NX')
+local seq = redis.call('INCR', KEYS[1])
+local cur = redis.call('GET', KEYS[3])
+local st = ARGV[3]
+if st == '' then
+  st = cur or 'PENDING'
+elseif cur == 'SUCCESS' or cur == 'FAILURE' or cur == 'REVOKED' then
+  st = cur
+elseif st == 'RECEIVED' and cur == 'STARTED' then
+  st = cur
+end
+local ttl = tonumber(ARGV[7])
+redis.call('SET', KEYS[3], st, 'EX', ttl)
+local ev = ARGV[1] .. seq .. ARGV[2] .. st .. ARGV[4]
+redis.call('ZADD', KEYS[2], seq, ev)
+local cap = tonumber(ARGV[6])
+if seq > cap then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(cap + 1)) end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('ZADD', KEYS[4], seq, ARGV[5])
+redis.call('HINCRBY', KEYS[5], 'events_published', 1)
+redis.call('PUBLISH', ARGV[8], ev)
+return seq
+"""
+
+LIFECYCLE_PREFIX = "job."
+BATCH_MAX = 500
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: str
+    args: list[str]
+    is_lifecycle: bool
+    done: threading.Event | None = None
+    seq: int = 0
+
+
+@dataclass
+class PublisherStats:
+    published: int = 0
+    dropped: int = 0
+    redis_errors: int = 0
+    buffered: int = 0
+    last_error: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _split_envelope(job: str, type_: str, ts: float, data: dict[str, Any]) -> list[str]:
+    """The envelope as head/mid/tail around the seq and state the script fills in."""
+    head = '{"job":' + json.dumps(job) + ',"seq":'
+    mid = ',"type":' + json.dumps(type_) + ',"ts":' + repr(float(ts)) + ',"state":"'
+    tail = '","data":' + json.dumps(data, separators=(",", ":"), default=str) + "}"
+    return [head, mid, tail]
+
+
+class Publisher:
+    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+        self.settings = settings
+        self.keys = settings.keys
+        self.redis = client or redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
+        )
+        self._script = self.redis.register_script(PUBLISH_LUA)
+        self._buffer: deque[_Pending] = deque()
+        self._cond = threading.Condition()
+        self._epoch_candidate = uuid.uuid4().hex
+        self.stats = PublisherStats()
+        self._thread = threading.Thread(target=self._run, name="agentdeck-publisher", daemon=True)
+        self._thread.start()
+
+    # -- producer side ------------------------------------------------------
+    def emit(
+        self,
+        job: str,
+        type_: EventType | str,
+        data: dict[str, Any] | None = None,
+        *,
+        ts: float | None = None,
+        wait: bool = False,
+        timeout: float = 5.0,
+    ) -> int:
+        """Queue one event; with `wait`, block until it is in Redis and return its seq."""
+        type_str = str(type_)
+        state = STATE_AFTER.get(EventType(type_str), "") if type_str in _TYPES else ""
+        head, mid, tail = _split_envelope(job, type_str, ts or now(), data or {})
+        item = _Pending(
+            job=job,
+            args=[head, mid, str(state), tail, job],
+            is_lifecycle=type_str.startswith(LIFECYCLE_PREFIX),
+            done=threading.Event() if wait else None,
+        )
+        with self._cond:
+            if len(self._buffer) >= self.settings.publish_buffer_max and not item.is_lifecycle:
+                # Redis has been away long enough to fill the buffer: keep the
+                # lifecycle events (state must converge), shed the chatter.
+                self.stats.dropped += 1
+                return 0
+            self._buffer.append(item)
+            self._cond.notify()
+        if item.done is not None:
+            item.done.wait(timeout)
+        return item.seq
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Block until everything emitted so far is in Redis (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    # -- the draining thread ------------------------------------------------
+    def _run(self) -> None:
+        backoff = 0.05
+        while True:
+            with self._cond:
+                while not self._buffer:
+                    self._cond.wait()
+                batch = [self._buffer[i] for i in range(min(len(self._buffer), BATCH_MAX))]
+            try:
+                seqs = self._publish(batch)
+            except redis.RedisError as exc:
+                self.stats.redis_errors += 1
+                self.stats.last_error = repr(exc)
+                log.warning("publishing %d events failed, will retry: %s", len(batch), exc)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 1.0)
+                continue
+            except Exception:  # a bug must not kill the thread silently
+                log.exception("publisher thread error; dropping %d events", len(batch))
+                seqs = [0] * len(batch)
+            backoff = 0.05
+            with self._cond:
+                for item, seq in zip(batch, seqs, strict=True):
+                    self._buffer.popleft()
+                    item.seq = int(seq)
+                    if item.done is not None:
+                        item.done.set()
+                self.stats.published += len(batch)
+                self._cond.notify_all()
+
+    def _publish(self, batch: list[_Pending]) -> list[int]:
+        k = self.keys
+        s = self.settings
+        pipe = self.redis.pipeline(transaction=False)
+        for item in batch:
+            self._script(
+                keys=[k.seq(item.job), k.log(item.job), k.state(item.job), k.dirty, k.metrics,
+                      k.epoch],
+                args=[*item.args[:4], item.job, s.replay_max_events, s.replay_ttl_seconds,
+                      k.events_channel, self._epoch_candidate],
+                client=pipe,
+            )
+        return [int(x) for x in pipe.execute()]
+
+
+_TYPES = frozenset(t.value for t in EventType)
+_publisher: Publisher | None = None
+_publisher_pid = 0
+_lock = threading.Lock()
+
+
+def get_publisher() -> Publisher:
+    """This process's publisher; a forked child gets a fresh one (threads do not fork)."""
+    global _publisher, _publisher_pid
+    pid = os.getpid()
+    if _publisher is None or _publisher_pid != pid:
+        with _lock:
+            if _publisher is None or _publisher_pid != pid:
+                _publisher = Publisher(get_settings())
+                _publisher_pid = pid
+    return _publisher
+
+
+def emit(job: str, type_: EventType | str, data: dict[str, Any] | None = None, **kw: Any) -> int:
+    return get_publisher().emit(job, type_, data, **kw)

@@ -1,0 +1,134 @@
+"""The agent runtime: the `@agent` decorator, the registry and `AgentSpec`.
+
+An agent is a function `fn(ctx, **input)`. Its input schema comes from the
+type hints of its parameters after `ctx` (a pydantic model is built from
+them), is served as JSON Schema and validates every submission.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+
+class InputError(ValueError):
+    """Input that does not fit the agent's schema; `field` names the first culprit."""
+
+    def __init__(self, field: str, message: str, errors: list[dict[str, Any]] | None = None):
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+        self.errors = errors or []
+
+
+class UnknownAgent(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    description: str
+    fn: Callable[..., Any]
+    input_model: type[BaseModel]
+    on_lost: str = "requeue"  # what a worker crash does to a run: "requeue" or "fail"
+    max_redeliveries: int = 3
+
+    def schema(self) -> dict[str, Any]:
+        return self.input_model.model_json_schema()
+
+    def validate(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise InputError("input", "must be a JSON object")
+        try:
+            return self.input_model.model_validate(data).model_dump(mode="json")
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]) or "input", "message": e["msg"]}
+                for e in exc.errors()
+            ]
+            first = errors[0] if errors else {"field": "input", "message": str(exc)}
+            raise InputError(first["field"], first["message"], errors) from exc
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "input_schema": self.schema(),
+            "on_lost": self.on_lost,
+        }
+
+
+REGISTRY: dict[str, AgentSpec] = {}
+
+
+def _input_model(name: str, fn: Callable[..., Any]) -> type[BaseModel]:
+    params = list(inspect.signature(fn).parameters.values())[1:]  # drop ctx
+    fields: dict[str, Any] = {}
+    hints = inspect.get_annotations(fn, eval_str=True)
+    for p in params:
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        annotation = hints.get(p.name, Any)
+        default = ... if p.default is inspect.Parameter.empty else p.default
+        fields[p.name] = (annotation, default)
+    model_name = "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Input"
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        model_name, __config__=ConfigDict(extra="forbid"), **fields
+    )
+
+
+def agent(
+    name: str | None = None,
+    *,
+    description: str | None = None,
+    on_lost: str = "requeue",
+    max_redeliveries: int = 3,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `fn(ctx, **input)` as an agent under `name` (default: the function's name)."""
+    if on_lost not in ("requeue", "fail"):
+        raise ValueError("on_lost must be 'requeue' or 'fail'")
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        agent_name = name or fn.__name__
+        doc = description if description is not None else inspect.getdoc(fn) or ""
+        REGISTRY[agent_name] = AgentSpec(
+            name=agent_name,
+            description=doc,
+            fn=fn,
+            input_model=_input_model(agent_name, fn),
+            on_lost=on_lost,
+            max_redeliveries=max_redeliveries,
+        )
+        return fn
+
+    return register
+
+
+def get_agent(name: str) -> AgentSpec:
+    load_agents()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise UnknownAgent(name) from None
+
+
+def load_agents(extra_modules: tuple[str, ...] | None = None) -> dict[str, AgentSpec]:
+    """Import the built-in agents and those named in AGENTDECK_AGENT_MODULES."""
+    if extra_modules is None:
+        from workers.settings import get_settings
+
+        extra_modules = get_settings().agent_modules
+    importlib.import_module("workers.agents")
+    for module in extra_modules:
+        importlib.import_module(module)
+    return REGISTRY
+
+
+# The Celery task that runs an agent; the web app sends it by this name.
+RUN_AGENT_TASK = "agentdeck.run_agent"

@@ -1,0 +1,97 @@
+"""Settings from the environment, read once into a frozen object."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workers.keys import DEFAULT_PREFIX, Keys
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value Agentdeck cannot use."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = ""
+    data_dir: Path = Path(".agentdeck")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    redis_port: int = 0  # 0: pick a free port for the embedded server
+    admin_token: str = ""
+    agent_modules: tuple[str, ...] = ()
+    key_prefix: str = DEFAULT_PREFIX
+    replay_max_events: int = 10_000
+    replay_ttl_seconds: int = 7 * 24 * 3600
+    publish_buffer_max: int = 100_000
+    max_body_bytes: int = 1_048_576
+    client_queue_bytes: int = 4 * 1_048_576
+    heartbeat_seconds: float = 2.0
+    worker_expiry_seconds: float = 5.0
+    keys: Keys = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", Keys(self.key_prefix))
+
+    @property
+    def sql_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'agentdeck.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        modules = tuple(
+            m.strip() for m in env.get("AGENTDECK_AGENT_MODULES", "").split(",") if m.strip()
+        )
+        return cls(
+            redis_url=env.get("REDIS_URL") or cls.redis_url,
+            database_url=env.get("DATABASE_URL", ""),
+            data_dir=Path(env.get("AGENTDECK_DATA_DIR") or ".agentdeck"),
+            host=env.get("AGENTDECK_HOST") or cls.host,
+            port=_int(env, "AGENTDECK_PORT", cls.port),
+            redis_port=_int(env, "AGENTDECK_REDIS_PORT", 0),
+            admin_token=env.get("AGENTDECK_ADMIN_TOKEN", ""),
+            agent_modules=modules,
+            key_prefix=env.get("AGENTDECK_KEY_PREFIX") or DEFAULT_PREFIX,
+            replay_max_events=_int(env, "AGENTDECK_REPLAY_MAX_EVENTS", cls.replay_max_events),
+            replay_ttl_seconds=_int(env, "AGENTDECK_REPLAY_TTL", cls.replay_ttl_seconds),
+            publish_buffer_max=_int(env, "AGENTDECK_PUBLISH_BUFFER", cls.publish_buffer_max),
+            max_body_bytes=_int(env, "AGENTDECK_MAX_BODY_BYTES", cls.max_body_bytes),
+            client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
+            heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
+            worker_expiry_seconds=_float(env, "AGENTDECK_WORKER_EXPIRY", cls.worker_expiry_seconds),
+        )
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current

@@ -1,0 +1,161 @@
+"""Celery signal receivers: every task transition becomes an event.
+
+Receivers are module-level functions taking `**kwargs`. Celery swallows what
+a receiver raises, so each one logs its own failure loudly instead.
+Importing this module is all it takes to monitor any Celery app.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from celery import signals
+
+from workers.events import EventType
+from workers.publisher import get_publisher
+from workers.runtime import RUN_AGENT_TASK
+
+log = logging.getLogger("agentdeck.signals")
+
+MAX_REPR = 2_000
+
+
+def _loud(fn: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            log.exception("agentdeck signal receiver %s failed", fn.__name__)
+
+    return wrapper
+
+
+def _short(text: Any) -> str:
+    s = text if isinstance(text, str) else repr(text)
+    return s if len(s) <= MAX_REPR else s[:MAX_REPR] + "…"
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return repr(value)
+
+
+@signals.before_task_publish.connect
+@_loud
+def on_before_task_publish(
+    sender: str | None = None,
+    body: Any = None,
+    headers: dict[str, Any] | None = None,
+    routing_key: str | None = None,
+    **kwargs: Any,
+) -> None:
+    headers = headers or {}
+    task_id = headers.get("id")
+    if not task_id:
+        return
+    name = headers.get("task") or sender or ""
+    data: dict[str, Any] = {
+        "name": name,
+        "args": _short(headers.get("argsrepr", "")),
+        "kwargs": _short(headers.get("kwargsrepr", "")),
+        "queue": routing_key,
+        "retries": headers.get("retries") or 0,
+        "eta": headers.get("eta"),
+        "parent_id": headers.get("parent_id"),
+        "root_id": headers.get("root_id"),
+    }
+    if name == RUN_AGENT_TASK and isinstance(body, (list, tuple)) and body:
+        args = body[0] if body else []
+        if len(args) >= 2:
+            data["agent"], data["input"] = args[0], args[1]
+    # Waiting keeps job.queued first: the worker cannot see the task before
+    # the broker has it, and the broker gets it only after this returns.
+    get_publisher().emit(task_id, EventType.JOB_QUEUED, data, wait=True)
+
+
+@signals.task_received.connect
+@_loud
+def on_task_received(request: Any = None, **kwargs: Any) -> None:
+    get_publisher().emit(
+        request.id, EventType.JOB_RECEIVED, {"worker": request.hostname, "name": request.name}
+    )
+
+
+@signals.task_prerun.connect
+@_loud
+def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    if task_id is None:
+        return
+    req = task.request
+    get_publisher().emit(
+        task_id,
+        EventType.JOB_STARTED,
+        {"worker": req.hostname, "pid": os.getpid(), "retries": req.retries or 0},
+    )
+
+
+@signals.task_retry.connect
+@_loud
+def on_task_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> None:
+    get_publisher().emit(
+        request.id, EventType.JOB_RETRYING, {"reason": _short(str(reason)),
+                                             "retries": (request.retries or 0) + 1}
+    )
+
+
+@signals.task_success.connect
+@_loud
+def on_task_success(sender: Any = None, result: Any = None, **kwargs: Any) -> None:
+    get_publisher().emit(sender.request.id, EventType.JOB_SUCCEEDED, {"result": _jsonable(result)})
+
+
+@signals.task_failure.connect
+@_loud
+def on_task_failure(
+    task_id: str | None = None, exception: BaseException | None = None, einfo: Any = None,
+    **kwargs: Any,
+) -> None:
+    if task_id is None:
+        return
+    error = f"{type(exception).__name__}: {exception}" if exception is not None else "unknown"
+    tb = str(einfo.traceback) if einfo is not None else ""
+    get_publisher().emit(task_id, EventType.JOB_FAILED, {"error": error, "traceback": tb})
+
+
+@signals.task_revoked.connect
+@_loud
+def on_task_revoked(
+    request: Any = None, terminated: bool = False, signum: Any = None, expired: bool = False,
+    **kwargs: Any,
+) -> None:
+    reason = "expired" if expired else ("terminated" if terminated else "revoked")
+    get_publisher().emit(
+        request.id, EventType.JOB_CANCELLED, {"reason": reason, "signal": _jsonable(signum)}
+    )
+
+
+@signals.task_postrun.connect
+@_loud
+def on_task_postrun(task_id: str | None = None, **kwargs: Any) -> None:
+    # The run is over: nothing new to say (success/failure/cancel said it), but a
+    # solo or threads pool may exit right after, so don't leave events behind.
+    if os.environ.get("AGENTDECK_FLUSH_AFTER_TASK") == "1":
+        get_publisher().flush(timeout=2.0)
+
+
+@signals.worker_shutdown.connect
+@_loud
+def on_worker_shutdown(**kwargs: Any) -> None:
+    get_publisher().flush(timeout=5.0)
+
+
+@signals.worker_process_shutdown.connect
+@_loud
+def on_worker_process_shutdown(**kwargs: Any) -> None:
+    get_publisher().flush(timeout=5.0)
