@@ -1,0 +1,87 @@
+"""REST blueprint for agents and jobs (JSON in, JSON out, the contract's errors)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from webapp import jobs
+from webapp.errors import ApiError
+from webapp.replay import events_since
+from webapp.services import services
+from workers.runtime import load_agents
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _json_body() -> Any:
+    if request.content_length is not None and request.content_length > (
+        services().settings.max_body_bytes
+    ):
+        raise ApiError(413, "too_large", "the body is larger than the limit")
+    data = request.get_data(cache=True)
+    if not data:
+        raise ApiError(400, "bad_json", "a JSON body is required")
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+
+
+@bp.get("/agents")
+def list_agents() -> Any:
+    registry = load_agents(services().settings.agent_modules)
+    return jsonify({"agents": [spec.describe() for _, spec in sorted(registry.items())]})
+
+
+@bp.post("/jobs")
+def submit_job() -> Any:
+    sub = jobs.Submission.parse(_json_body())
+    job, created = jobs.submit(services(), sub)
+    return jsonify(jobs.job_to_dict(job)), 202 if created else 200
+
+
+@bp.get("/jobs")
+def list_jobs() -> Any:
+    return jsonify(jobs.list_jobs(services(), request.args.to_dict()))
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Any:
+    svc = services()
+    return jsonify(jobs.job_to_dict(jobs.fresh_state(svc, jobs.get_job(svc, job_id))))
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Any:
+    svc = services()
+    try:
+        since = int(request.args.get("since", 0))
+    except ValueError:
+        raise ApiError(400, "bad_request", '"since" must be a whole number') from None
+    if since < 0:
+        raise ApiError(400, "bad_request", '"since" must be >= 0')
+    replay = events_since(svc.redis, svc.sessions, svc.settings.keys, job_id, since)
+    if not replay.items and replay.head == 0:
+        jobs.get_job(svc, job_id)  # 404 for a job nobody knows
+    # Envelopes are stored as JSON text: splice them in as they are.
+    head = {"job": job_id, "head": replay.head, "complete": replay.complete}
+    body = json.dumps(head)[:-1] + ',"events":[' + ",".join(r for _, r in replay.items) + "]}"
+    return Response(body, mimetype="application/json")
+
+
+@bp.post("/jobs/<job_id>/cancel")
+def cancel_job(job_id: str) -> Any:
+    return jsonify(jobs.job_to_dict(jobs.cancel(services(), job_id))), 202
+
+
+@bp.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str) -> Any:
+    return jsonify(jobs.job_to_dict(jobs.retry(services(), job_id))), 202
+
+
+@bp.post("/jobs/<job_id>/input")
+def answer_job(job_id: str) -> Any:
+    return jsonify(jobs.job_to_dict(jobs.answer(services(), job_id, _json_body()))), 202

@@ -1,0 +1,97 @@
+"""One connected WebSocket client: its bounded outgoing queue and its subscriptions."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+
+from webapp.replay import Item
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_SLOW = 4001
+
+
+def events_frame(topic: str, raws: list[str]) -> str:
+    # Envelopes are already JSON: splice them in rather than decode and re-encode.
+    return '{"type":"events","topic":"' + topic + '","events":[' + ",".join(raws) + "]}"
+
+
+@dataclass
+class JobSub:
+    last: int  # the highest seq this client has been sent
+    pending: list[Item] | None = field(default_factory=list)  # None: live, else buffering
+
+
+class Client:
+    """Frames wait here for the client's sender; past `limit` bytes the client is cut off."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = limit_bytes
+        self.lock = threading.Lock()  # guards subs
+        self.subs: dict[str, JobSub] = {}
+        self.topics: set[str] = set()
+        self._queue: deque[str] = deque()
+        self._bytes = 0
+        self._cond = threading.Condition()
+        self.close_code: int | None = None
+        self.close_reason = ""
+
+    @property
+    def closed(self) -> bool:
+        return self.close_code is not None
+
+    def put(self, frame: str) -> bool:
+        with self._cond:
+            if self.close_code is not None:
+                return False
+            if self._bytes + len(frame) > self.limit:
+                self._close_locked(CLOSE_TOO_SLOW, "too slow: outgoing queue over its byte bound")
+                return False
+            self._queue.append(frame)
+            self._bytes += len(frame)
+            self._cond.notify()
+            return True
+
+    def take(self, timeout: float) -> list[str]:
+        """Every queued frame, waiting up to `timeout` for the first one."""
+        with self._cond:
+            if not self._queue and self.close_code is None:
+                self._cond.wait(timeout)
+            frames = list(self._queue)
+            self._queue.clear()
+            self._bytes = 0
+            return frames
+
+    def close(self, code: int, reason: str = "") -> None:
+        with self._cond:
+            self._close_locked(code, reason)
+
+    def _close_locked(self, code: int, reason: str) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.close_reason = reason
+            self._queue.clear()
+            self._bytes = 0
+        self._cond.notify_all()
+
+    @property
+    def queued_bytes(self) -> int:
+        return self._bytes
+
+    # -- per job delivery (called with self.lock held) ---------------------------
+    def deliver_locked(self, topic: str, sub: JobSub, items: list[Item]) -> bool:
+        """Send the items that continue `sub.last`; False if a gap shows up."""
+        out: list[str] = []
+        ok = True
+        for seq, raw in items:
+            if seq <= sub.last:
+                continue  # already sent: never twice
+            if seq != sub.last + 1:
+                ok = False
+                break
+            out.append(raw)
+            sub.last = seq
+        if out:
+            self.put(events_frame(topic, out))
+        return ok

@@ -1,0 +1,267 @@
+"""Jobs as the REST API sees them: submit, list, read, cancel, retry, answer."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from webapp.errors import ApiError
+from webapp.services import Services
+from workers.events import FINAL_STATES, JobState
+from workers.models import Job
+from workers.runtime import RUN_AGENT_TASK, InputError, UnknownAgent, get_agent
+
+FORCE_CANCEL_AFTER = 5.0
+MAX_PAGE = 200
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    runtime = None
+    if job.started_at and job.finished_at:
+        runtime = round(job.finished_at - job.started_at, 6)
+    return {
+        "id": job.id,
+        "agent": job.agent,
+        "name": job.name,
+        "state": job.state,
+        "input": job.input,
+        "args": job.args,
+        "kwargs": job.kwargs,
+        "result": job.result,
+        "error": job.error,
+        "traceback": job.traceback,
+        "queue": job.queue,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "retry_of": job.retry_of,
+        "parent_id": job.parent_id,
+        "root_id": job.root_id,
+        "worker": job.worker,
+        "retries": job.retries,
+        "created_at": job.created_at,
+        "received_at": job.received_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "updated_at": job.updated_at,
+        "last_seq": job.last_seq,
+        "runtime": runtime,
+    }
+
+
+@dataclass(frozen=True)
+class Submission:
+    agent: str
+    input: dict[str, Any]
+    queue: str | None = None
+    priority: int | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def parse(cls, body: Any) -> Submission:
+        if not isinstance(body, dict):
+            raise ApiError(400, "bad_request", "the body must be a JSON object")
+        agent = body.get("agent")
+        if not isinstance(agent, str) or not agent:
+            raise ApiError(
+                422, "invalid_input", '"agent" must be a non-empty string', field="agent"
+            )
+        raw_input = body.get("input", {})
+        if not isinstance(raw_input, dict):
+            raise ApiError(422, "invalid_input", '"input" must be a JSON object', field="input")
+        queue = body.get("queue")
+        if queue is not None and (not isinstance(queue, str) or not 0 < len(queue) <= 200):
+            raise ApiError(422, "invalid_input", '"queue" must be a short string', field="queue")
+        priority = body.get("priority")
+        if priority is not None and (
+            isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9
+        ):
+            raise ApiError(422, "invalid_input", '"priority" must be 0..9', field="priority")
+        key = body.get("idempotency_key")
+        if key is not None and (not isinstance(key, str) or not 0 < len(key) <= 200):
+            raise ApiError(
+                422,
+                "invalid_input",
+                '"idempotency_key" must be a short string',
+                field="idempotency_key",
+            )
+        return cls(agent, raw_input, queue, priority, key)
+
+
+def submit(svc: Services, sub: Submission, retry_of: str | None = None) -> tuple[Job, bool]:
+    """Store and send a job; returns (job, created). An idempotency key seen before
+    returns the job it made, with created False."""
+    try:
+        spec = get_agent(sub.agent)
+    except UnknownAgent:
+        raise ApiError(404, "unknown_agent", f"no agent named {sub.agent!r}") from None
+    try:
+        values = spec.validate(sub.input)
+    except InputError as exc:
+        raise ApiError(422, "invalid_input", str(exc), field=exc.field, errors=exc.errors) from None
+    job = Job(
+        id=str(uuid.uuid4()),
+        name=RUN_AGENT_TASK,
+        agent=sub.agent,
+        state=JobState.PENDING.value,
+        input=values,
+        queue=sub.queue,
+        priority=sub.priority,
+        idempotency_key=sub.idempotency_key,
+        retry_of=retry_of,
+        retries=0,
+        created_at=time.time(),
+        last_seq=0,
+    )
+    try:
+        with svc.sessions.begin() as s:
+            s.add(job)
+    except IntegrityError:
+        existing = _by_idempotency_key(svc, sub.idempotency_key)
+        if existing is None:
+            raise
+        return existing, False
+    options: dict[str, Any] = {"task_id": job.id}
+    if sub.queue:
+        options["queue"] = sub.queue
+    if sub.priority is not None:
+        options["priority"] = sub.priority
+    svc.celery.send_task(RUN_AGENT_TASK, args=[sub.agent, values], **options)
+    return job, True
+
+
+def _by_idempotency_key(svc: Services, key: str | None) -> Job | None:
+    if key is None:
+        return None
+    with svc.sessions() as s:
+        return s.scalar(select(Job).where(Job.idempotency_key == key))
+
+
+def get_job(svc: Services, job_id: str) -> Job:
+    with svc.sessions() as s:
+        job = s.get(Job, job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {job_id!r}")
+    return job
+
+
+def fresh_state(svc: Services, job: Job) -> Job:
+    """The SQL row may trail the replay log by a few ms: take the live state from Redis."""
+    try:
+        live = svc.redis.get(svc.settings.keys.state(job.id))
+    except Exception:
+        return job
+    if live is not None:
+        job.state = live.decode()
+    return job
+
+
+def _encode_cursor(created_at: float, job_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([created_at, job_id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[float, str]:
+    try:
+        created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return float(created_at), str(job_id)
+    except Exception:
+        raise ApiError(400, "bad_cursor", "the cursor is not one this API gave out") from None
+
+
+def list_jobs(svc: Services, args: dict[str, str]) -> dict[str, Any]:
+    try:
+        limit = min(max(int(args.get("limit", 50)), 1), MAX_PAGE)
+    except ValueError:
+        raise ApiError(400, "bad_request", '"limit" must be a whole number') from None
+    filters: list[Any] = []  # all but the state: the per-state counts follow them
+    if agent := args.get("agent"):
+        filters.append(Job.agent == agent)
+    if kind := args.get("kind"):
+        if kind == "agent":
+            filters.append(Job.agent.is_not(None))
+        elif kind == "task":
+            filters.append(Job.agent.is_(None))
+    if q := args.get("q"):
+        like = f"%{q}%"
+        filters.append(
+            or_(
+                Job.id.like(like),
+                Job.agent.like(like),
+                Job.name.like(like),
+                Job.args.like(like),
+                Job.error.like(like),
+            )
+        )
+    query = select(Job).where(*filters)
+    if state := args.get("state"):
+        states = [s.strip().upper() for s in state.split(",") if s.strip()]
+        bad = [s for s in states if s not in JobState.__members__]
+        if bad:
+            raise ApiError(400, "bad_request", f"unknown state {bad[0]!r}")
+        query = query.where(Job.state.in_(states))
+    if cursor := args.get("cursor"):
+        created_at, job_id = _decode_cursor(cursor)
+        query = query.where(
+            or_(Job.created_at < created_at, (Job.created_at == created_at) & (Job.id < job_id))
+        )
+    query = query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
+    with svc.sessions() as s:
+        rows = list(s.scalars(query).all())
+        counted = s.execute(select(Job.state, func.count()).where(*filters).group_by(Job.state))
+        counts: dict[str, int] = {state: int(n) for state, n in counted.all()}
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "jobs": [job_to_dict(r) for r in rows],
+        "next_cursor": _encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
+        "counts": {state.value: counts.get(state.value, 0) for state in JobState},
+    }
+
+
+def cancel(svc: Services, job_id: str) -> Job:
+    job = get_job(svc, job_id)
+    if JobState(fresh_state(svc, job).state) in FINAL_STATES:
+        raise ApiError(409, "already_finished", f"job {job_id} is already {job.state}")
+    keys = svc.settings.keys
+    svc.redis.set(keys.cancel(job_id), "1", ex=svc.settings.replay_ttl_seconds)
+    # Not started yet: the worker drops it on receipt. Started: the agent sees
+    # the flag at its next check; if it has not stopped soon, terminate it.
+    svc.celery.control.revoke(job_id)
+    timer = threading.Timer(FORCE_CANCEL_AFTER, _force_cancel, args=(svc, job_id))
+    timer.daemon = True
+    timer.start()
+    return job
+
+
+def _force_cancel(svc: Services, job_id: str) -> None:
+    live = svc.redis.get(svc.settings.keys.state(job_id))
+    if live is not None and JobState(live.decode()) not in FINAL_STATES:
+        svc.celery.control.revoke(job_id, terminate=True, signal="SIGTERM")
+
+
+def retry(svc: Services, job_id: str) -> Job:
+    old = get_job(svc, job_id)
+    if old.agent is None:
+        raise ApiError(409, "not_an_agent_job", "only agent jobs can be retried here")
+    job, _ = submit(
+        svc, Submission(old.agent, old.input or {}, old.queue, old.priority), retry_of=old.id
+    )
+    return job
+
+
+def answer(svc: Services, job_id: str, body: Any) -> Job:
+    job = fresh_state(svc, get_job(svc, job_id))
+    if not isinstance(body, dict) or "answer" not in body:
+        raise ApiError(422, "invalid_input", 'the body must be {"answer": ...}', field="answer")
+    if job.state != JobState.WAITING:
+        raise ApiError(409, "not_waiting", f"job {job_id} is not waiting for input")
+    svc.redis.rpush(svc.settings.keys.answer(job_id), json.dumps(body["answer"]))
+    svc.redis.expire(svc.settings.keys.answer(job_id), svc.settings.replay_ttl_seconds)
+    return job

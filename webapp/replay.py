@@ -1,0 +1,64 @@
+"""A job's events after a given seq: from the replay log, or SQL where the log is gone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.orm import sessionmaker
+
+from workers.events import Event
+from workers.keys import Keys
+from workers.models import EventRow
+
+# (seq, envelope as JSON text): the raw text is forwarded to clients as it is.
+Item = tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    items: list[Item]
+    head: int  # the job's last seq known anywhere
+    complete: bool  # False: a gap neither the log nor SQL can fill
+
+
+def _seq_of(raw: str) -> int:
+    # The publish script always writes '{"job":...,"seq":N,' so the seq is cheap to find.
+    start = raw.index('"seq":') + 6
+    return int(raw[start : raw.index(",", start)])
+
+
+def row_to_event(row: EventRow) -> Event:
+    return Event(
+        job=row.job_id, seq=row.seq, type=row.type, ts=row.ts, state=row.state, data=row.data or {}
+    )
+
+
+def events_since(
+    client: redis.Redis, sessions: sessionmaker, keys: Keys, job: str, since: int
+) -> Replay:
+    pipe = client.pipeline(transaction=True)  # log and head read at one instant
+    pipe.zrangebyscore(keys.log(job), f"({since}", "+inf")
+    pipe.get(keys.seq(job))
+    raw_log, raw_head = pipe.execute()
+    items: list[Item] = []
+    for raw in raw_log:
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        items.append((_seq_of(text), text))
+    head = int(raw_head or 0)
+    first_in_log = items[0][0] if items else head + 1
+    if first_in_log > since + 1 or head < since:
+        # The log was trimmed, expired or lost: SQL has what the recorder stored.
+        with sessions() as s:
+            rows = s.scalars(
+                select(EventRow)
+                .where(EventRow.job_id == job, EventRow.seq > since, EventRow.seq < first_in_log)
+                .order_by(EventRow.seq)
+            ).all()
+            sql_head = s.scalar(select(func.max(EventRow.seq)).where(EventRow.job_id == job)) or 0
+        items = [(r.seq, row_to_event(r).encode()) for r in rows] + items
+        head = max(head, sql_head)
+    contiguous = all(seq == since + 1 + i for i, (seq, _) in enumerate(items))
+    last = items[-1][0] if items else since
+    return Replay(items=items, head=max(head, last), complete=contiguous and last == head)

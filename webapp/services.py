@@ -1,0 +1,34 @@
+"""What the web app's blueprints share: settings, Redis, SQL, the hub, the recorder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import redis
+from celery import Celery
+from flask import current_app
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import sessionmaker
+
+from workers.settings import Settings
+
+if TYPE_CHECKING:
+    from webapp.hub import Hub
+    from webapp.recorder import Recorder
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    engine: Engine
+    sessions: sessionmaker
+    celery: Celery
+    hub: Hub
+    recorder: Recorder
+
+
+def services() -> Services:
+    svc: Services = current_app.extensions["agentdeck"]
+    return svc

@@ -1,0 +1,66 @@
+// REST helpers: JSON in, JSON out; errors become ApiError with the contract's body.
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const err = (body && body.error) || {};
+    super(err.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = err.code || "http_error";
+    this.field = err.field;
+    this.errors = Array.isArray(err.errors) ? err.errors : [];
+  }
+}
+
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const init = {
+    method,
+    signal,
+    credentials: "same-origin",
+    headers: { Accept: "application/json" },
+  };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    if (e.name === "AbortError") throw e;
+    throw new ApiError(0, { error: { code: "network", message: "The server cannot be reached." } });
+  }
+  let data = null;
+  const text = await res.text();
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+  if (!res.ok) throw new ApiError(res.status, data);
+  return data;
+}
+
+export const getJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}`);
+export const getEvents = (id, since = 0) => api(`/api/jobs/${encodeURIComponent(id)}/events?since=${since}`);
+export const listJobs = (params) => api(`/api/jobs?${new URLSearchParams(params)}`);
+export const listAgents = () => api("/api/agents");
+export const submitJob = (body) => api("/api/jobs", { method: "POST", body });
+export const cancelJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+export const retryJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/retry`, { method: "POST" });
+
+/** All of a job's events after `since`, following the REST pages until `head`. */
+export async function getAllEvents(id, since = 0) {
+  const all = [];
+  let cursor = since;
+  for (let i = 0; i < 1000; i++) {
+    const page = await getEvents(id, cursor);
+    const events = page.events || [];
+    all.push(...events);
+    if (!events.length) break;
+    cursor = events[events.length - 1].seq;
+    if (typeof page.head === "number" && cursor >= page.head) break;
+  }
+  return all;
+}

@@ -1,0 +1,127 @@
+"""`/ws`: parse client frames, hand subscriptions to the hub, send queued frames."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from typing import Any
+
+from flask_sock import Sock
+from simple_websocket import ConnectionClosed
+
+from webapp.clients import Client
+from webapp.hub import JOB_TOPIC_PREFIX, JOBS_TOPIC, WORKERS_TOPIC, Hub
+from webapp.services import services
+
+log = logging.getLogger("agentdeck.ws")
+sock = Sock()
+
+MAX_FRAME_CHARS = 16_384
+MAX_SUBSCRIPTIONS = 1_000
+JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class FrameError(ValueError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def _error(code: str, message: str) -> str:
+    return json.dumps({"type": "error", "code": code, "message": message})
+
+
+def parse_frame(text: Any) -> dict[str, Any]:
+    if not isinstance(text, str):
+        raise FrameError("bad_frame", "frames must be JSON text, not binary")
+    if len(text) > MAX_FRAME_CHARS:
+        raise FrameError("frame_too_large", f"frames are limited to {MAX_FRAME_CHARS} characters")
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        raise FrameError("bad_json", "the frame is not valid JSON") from None
+    if not isinstance(frame, dict):
+        raise FrameError("bad_frame", "a frame must be a JSON object")
+    if not isinstance(frame.get("op"), str):
+        raise FrameError("bad_frame", 'a frame needs an "op" string')
+    return frame
+
+
+def _topic(frame: dict[str, Any]) -> str:
+    topic = frame.get("topic")
+    if not isinstance(topic, str):
+        raise FrameError("bad_topic", 'a "topic" string is required')
+    if topic in (JOBS_TOPIC, WORKERS_TOPIC):
+        return topic
+    if topic.startswith(JOB_TOPIC_PREFIX) and JOB_ID.match(topic[len(JOB_TOPIC_PREFIX) :]):
+        return topic
+    raise FrameError("bad_topic", f"unknown topic {topic[:80]!r}: use jobs, workers or job:<id>")
+
+
+def handle_frame(hub: Hub, client: Client, text: Any) -> None:
+    frame = parse_frame(text)
+    op = frame["op"]
+    if op == "ping":
+        client.put('{"type":"pong"}')
+    elif op == "subscribe":
+        topic = _topic(frame)
+        if len(client.subs) + len(client.topics) >= MAX_SUBSCRIPTIONS:
+            raise FrameError("too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} topics")
+        if topic.startswith(JOB_TOPIC_PREFIX):
+            since = frame.get("since", 0)
+            if isinstance(since, bool) or not isinstance(since, int) or since < 0:
+                raise FrameError("bad_since", '"since" must be a whole number >= 0')
+            hub.subscribe_job(client, topic[len(JOB_TOPIC_PREFIX) :], since)
+        else:
+            hub.subscribe_topic(client, topic)
+    elif op == "unsubscribe":
+        hub.unsubscribe(client, _topic(frame))
+        client.put(json.dumps({"type": "unsubscribed", "topic": frame["topic"]}))
+    elif op == "auth":
+        if not isinstance(frame.get("token"), str):
+            raise FrameError("bad_token", 'auth needs a "token" string')
+        client.put('{"type":"authenticated"}')
+    else:
+        raise FrameError("unknown_op", f"unknown op {op[:40]!r}")
+
+
+def _send_loop(ws: Any, client: Client) -> None:
+    try:
+        while not client.closed:
+            for frame in client.take(timeout=1.0):
+                ws.send(frame)
+        ws.close(reason=client.close_code or 1000, message=client.close_reason)
+    except ConnectionClosed:
+        pass
+    except Exception:
+        log.exception("websocket sender failed")
+    finally:
+        client.close(1000)
+
+
+@sock.route("/ws")
+def websocket(ws: Any) -> None:
+    svc = services()
+    hub = svc.hub
+    client = Client(svc.settings.client_queue_bytes)
+    hub.register(client)
+    sender = threading.Thread(target=_send_loop, args=(ws, client), daemon=True)
+    sender.start()
+    try:
+        while not client.closed:
+            text = ws.receive(timeout=1.0)
+            if text is None:
+                continue
+            try:
+                handle_frame(hub, client, text)
+            except FrameError as exc:
+                client.put(_error(exc.code, exc.message))
+    except ConnectionClosed:
+        pass
+    finally:
+        hub.unregister(client)
+        client.close(1000)
+        sender.join(timeout=5)
