@@ -183,10 +183,22 @@ class Publisher:
         pipe = self.redis.pipeline(transaction=False)
         for item in batch:
             self._script(
-                keys=[k.seq(item.job), k.log(item.job), k.state(item.job), k.dirty, k.metrics,
-                      k.epoch],
-                args=[*item.args[:4], item.job, s.replay_max_events, s.replay_ttl_seconds,
-                      k.events_channel, self._epoch_candidate],
+                keys=[
+                    k.seq(item.job),
+                    k.log(item.job),
+                    k.state(item.job),
+                    k.dirty,
+                    k.metrics,
+                    k.epoch,
+                ],
+                args=[
+                    *item.args[:4],
+                    item.job,
+                    s.replay_max_events,
+                    s.replay_ttl_seconds,
+                    k.events_channel,
+                    self._epoch_candidate,
+                ],
                 client=pipe,
             )
         return [int(x) for x in pipe.execute()]

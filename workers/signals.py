@@ -104,8 +104,9 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
 @_loud
 def on_task_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> None:
     get_publisher().emit(
-        request.id, EventType.JOB_RETRYING, {"reason": _short(str(reason)),
-                                             "retries": (request.retries or 0) + 1}
+        request.id,
+        EventType.JOB_RETRYING,
+        {"reason": _short(str(reason)), "retries": (request.retries or 0) + 1},
     )
 
 
@@ -118,7 +119,9 @@ def on_task_success(sender: Any = None, result: Any = None, **kwargs: Any) -> No
 @signals.task_failure.connect
 @_loud
 def on_task_failure(
-    task_id: str | None = None, exception: BaseException | None = None, einfo: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    einfo: Any = None,
     **kwargs: Any,
 ) -> None:
     if task_id is None:
@@ -131,7 +134,10 @@ def on_task_failure(
 @signals.task_revoked.connect
 @_loud
 def on_task_revoked(
-    request: Any = None, terminated: bool = False, signum: Any = None, expired: bool = False,
+    request: Any = None,
+    terminated: bool = False,
+    signum: Any = None,
+    expired: bool = False,
     **kwargs: Any,
 ) -> None:
     reason = "expired" if expired else ("terminated" if terminated else "revoked")
