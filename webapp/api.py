@@ -67,7 +67,13 @@ def job_events(job_id: str) -> Any:
     if not replay.items and replay.head == 0:
         jobs.get_job(svc, job_id)  # 404 for a job nobody knows
     # Envelopes are stored as JSON text: splice them in as they are.
-    head = {"job": job_id, "head": replay.head, "complete": replay.complete}
+    epoch = svc.redis.get(svc.settings.keys.epoch)
+    head = {
+        "job": job_id,
+        "head": replay.head,
+        "complete": replay.complete,
+        "epoch": epoch.decode() if epoch else "",
+    }
     body = json.dumps(head)[:-1] + ',"events":[' + ",".join(r for _, r in replay.items) + "]}"
     return Response(body, mimetype="application/json")
 

@@ -80,8 +80,18 @@ class Hub:
         client.topics.add(topic)
         client.put(json.dumps({"type": "subscribed", "topic": topic}))
 
-    def subscribe_job(self, client: Client, job: str, since: int) -> None:
+    def epoch(self) -> str | None:
+        raw = self.redis.get(self.keys.epoch)
+        return raw.decode() if raw is not None else None
+
+    def subscribe_job(self, client: Client, job: str, since: int, epoch: str | None = None) -> None:
         topic = JOB_TOPIC_PREFIX + job
+        if epoch is not None and since > 0:
+            current = self.epoch()
+            if current is not None and current != epoch:
+                # Redis lost its data since the client counted: its seq means nothing now.
+                client.put(json.dumps({"type": "reset", "topic": topic, "reason": "epoch"}))
+                return
         with client.lock:
             client.subs[topic] = JobSub(last=since)
         with self.lock:
@@ -130,13 +140,21 @@ class Hub:
                 client.put(json.dumps({"type": "reset", "topic": topic}))
                 return
             if announce:
-                client.put(json.dumps({"type": "subscribed", "topic": topic, "head": replay.head}))
+                frame = {"type": "subscribed", "topic": topic, "head": replay.head}
+                frame["epoch"] = self._epoch_or_empty()
+                client.put(json.dumps(frame))
             pending = sorted(sub.pending or [])
             sub.pending = None
             client.deliver_locked(topic, sub, replay.items)
             if not client.deliver_locked(topic, sub, pending):
                 sub.pending = []  # still a hole: go round again
                 self._spawn_resync(client, job)
+
+    def _epoch_or_empty(self) -> str:
+        try:
+            return self.epoch() or ""
+        except Exception:
+            return ""
 
     def _spawn_resync(self, client: Client, job: str) -> None:
         threading.Thread(target=self._resync, args=(client, job), daemon=True).start()

@@ -74,7 +74,10 @@ def handle_frame(hub: Hub, client: Client, text: Any) -> None:
             since = frame.get("since", 0)
             if isinstance(since, bool) or not isinstance(since, int) or since < 0:
                 raise FrameError("bad_since", '"since" must be a whole number >= 0')
-            hub.subscribe_job(client, topic[len(JOB_TOPIC_PREFIX) :], since)
+            epoch = frame.get("epoch")
+            if epoch is not None and not isinstance(epoch, str):
+                raise FrameError("bad_epoch", '"epoch" must be the string the server gave')
+            hub.subscribe_job(client, topic[len(JOB_TOPIC_PREFIX) :], since, epoch or None)
         else:
             hub.subscribe_topic(client, topic)
     elif op == "unsubscribe":

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,11 +30,20 @@ from workers.settings import Settings, get_settings
 log = logging.getLogger("agentdeck.publisher")
 
 # KEYS: seq, log, state, dirty, metrics, epoch
-# ARGV: head, mid, new_state, tail, job, max_events, ttl, channel, epoch_candidate
+# ARGV: head, mid, new_state, tail, job, max_events, ttl, channel, epoch_candidate,
+#       seq_floor, state_fallback
+# The floor and fallback are what this process last saw of the job: if Redis
+# lost its data, the job's seq goes on from there instead of restarting at 1.
 PUBLISH_LUA = """
 redis.call('SET', KEYS[6], ARGV[9], 'NX')
 local seq = redis.call('INCR', KEYS[1])
+local floor = tonumber(ARGV[10])
+if seq <= floor then
+  seq = floor + 1
+  redis.call('SET', KEYS[1], seq)
+end
 local cur = redis.call('GET', KEYS[3])
+if not cur and ARGV[11] ~= '' then cur = ARGV[11] end
 local st = ARGV[3]
 if st == '' then
   st = cur or 'PENDING'
@@ -54,11 +63,12 @@ redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[4], seq, ARGV[5])
 redis.call('HINCRBY', KEYS[5], 'events_published', 1)
 redis.call('PUBLISH', ARGV[8], ev)
-return seq
+return {seq, st}
 """
 
 LIFECYCLE_PREFIX = "job."
 BATCH_MAX = 500
+SEEN_MAX = 10_000  # jobs whose last seq and state this process remembers
 
 
 @dataclass(slots=True)
@@ -99,6 +109,7 @@ class Publisher:
         self._buffer: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._epoch_candidate = uuid.uuid4().hex
+        self._seen: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self.stats = PublisherStats()
         self._thread = threading.Thread(target=self._run, name="agentdeck-publisher", daemon=True)
         self._thread.start()
@@ -182,6 +193,7 @@ class Publisher:
         s = self.settings
         pipe = self.redis.pipeline(transaction=False)
         for item in batch:
+            floor, fallback = self._seen.get(item.job, (0, ""))
             self._script(
                 keys=[
                     k.seq(item.job),
@@ -198,10 +210,19 @@ class Publisher:
                     s.replay_ttl_seconds,
                     k.events_channel,
                     self._epoch_candidate,
+                    floor,
+                    fallback,
                 ],
                 client=pipe,
             )
-        return [int(x) for x in pipe.execute()]
+        seqs = []
+        for item, (seq, state) in zip(batch, pipe.execute(), strict=True):
+            self._seen[item.job] = (int(seq), state.decode() if isinstance(state, bytes) else state)
+            self._seen.move_to_end(item.job)
+            seqs.append(int(seq))
+        while len(self._seen) > SEEN_MAX:
+            self._seen.popitem(last=False)
+        return seqs
 
 
 _TYPES = frozenset(t.value for t in EventType)
