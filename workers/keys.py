@@ -36,6 +36,14 @@ class Keys:
         """List: answers to the job's input requests."""
         return f"{self.prefix}answer:{job}"
 
+    def deliveries(self, job: str) -> str:
+        """Counter: how many times a worker began running the job (redeliveries cap)."""
+        return f"{self.prefix}deliveries:{job}"
+
+    def lost_claim(self, hostname: str) -> str:
+        """Lock: one web process handles a lost worker's jobs."""
+        return f"{self.prefix}lost:{hostname}"
+
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"
 

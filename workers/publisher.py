@@ -122,12 +122,14 @@ class Publisher:
         data: dict[str, Any] | None = None,
         *,
         ts: float | None = None,
+        state: str | None = None,
         wait: bool = False,
         timeout: float = 5.0,
     ) -> int:
         """Queue one event; with `wait`, block until it is in Redis and return its seq."""
         type_str = str(type_)
-        state = STATE_AFTER.get(EventType(type_str), "") if type_str in _TYPES else ""
+        if state is None:
+            state = STATE_AFTER.get(EventType(type_str), "") if type_str in _TYPES else ""
         head, mid, tail = _split_envelope(job, type_str, ts or now(), data or {})
         item = _Pending(
             job=job,

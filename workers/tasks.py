@@ -5,14 +5,43 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import redis
 from celery import Task
 from celery.exceptions import Ignore
 
 from workers.celery_app import app
 from workers.context import AgentLogHandler, Context, JobCancelled
 from workers.events import EventType, JobState
-from workers.publisher import get_publisher
+from workers.publisher import Publisher, get_publisher
 from workers.runtime import RUN_AGENT_TASK, get_agent
+
+
+class WorkerLost(RuntimeError):
+    """A run of this job lost its worker, and the agent's policy says to stop."""
+
+
+def _check_redelivery(publisher: Publisher, job_id: str, on_lost: str, cap: int) -> None:
+    """Count this run; a run after a lost one obeys the agent's `on_lost` policy."""
+    key = publisher.keys.deliveries(job_id)
+    pipe = publisher.redis.pipeline()
+    pipe.incr(key)
+    pipe.expire(key, publisher.settings.replay_ttl_seconds)
+    try:
+        runs = int(pipe.execute()[0])
+    except redis.RedisError:
+        return  # Redis away: run the job rather than fail it for want of a count
+    if runs == 1:
+        return
+    lost = runs - 1
+    publisher.emit(
+        job_id,
+        EventType.JOB_LOST,
+        {"error": "WorkerLostError: a previous run's worker died", "runs": runs},
+    )
+    if on_lost == "fail":
+        raise WorkerLost("WorkerLostError: the worker running this job died (policy: fail)")
+    if lost > cap:
+        raise WorkerLost(f"WorkerLostError: the job lost its worker {lost} times; giving up")
 
 
 @app.task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
@@ -21,6 +50,7 @@ def run_agent(self: Task, agent: str, input: dict[str, Any]) -> Any:
     values = spec.validate(input)
     publisher = get_publisher()
     job_id = self.request.id
+    _check_redelivery(publisher, job_id, spec.on_lost, spec.max_redeliveries)
     ctx = Context(job_id=job_id, agent=agent, publisher=publisher, redis=publisher.redis)
     handler = AgentLogHandler(ctx)
     root = logging.getLogger()
