@@ -1,0 +1,34 @@
+"""Gunicorn settings for the web process: `gunicorn -c python:webapp.gunicorn_conf ...`.
+
+gevent lets one process hold thousands of WebSockets (threaded servers take
+two OS threads per socket). On SIGTERM the hub says "going away" (1001) to
+every client first, so browsers reconnect to another process at once.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+worker_class = "gevent"
+workers = 1
+worker_connections = 10_000
+graceful_timeout = 10
+timeout = 30
+keepalive = 5
+
+
+def post_worker_init(worker: Any) -> None:
+    app = worker.wsgi
+    services = getattr(app, "extensions", {}).get("agentdeck")
+    if services is None:
+        return
+    plain_exit = worker.handle_exit
+
+    def going_away(sig: int, frame: Any) -> None:
+        threading.Thread(target=services.hub.stop, daemon=True).start()
+        services.recorder.stop()
+        plain_exit(sig, frame)
+
+    signal.signal(signal.SIGTERM, going_away)
