@@ -8,6 +8,9 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 
+SHORT_CODES = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}
+
+
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -36,5 +39,5 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Any:
         if not _wants_json():
             return exc
-        code = (exc.name or "error").lower().replace(" ", "_")
+        code = SHORT_CODES.get(exc.code or 0) or (exc.name or "error").lower().replace(" ", "_")
         return error_response(exc.code or 500, code, exc.description or exc.name)
