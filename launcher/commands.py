@@ -1,0 +1,61 @@
+"""The command lines of Agentdeck's processes, and the environment they get."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from launcher.net import bind_address
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+WEB_APP = "webapp:create_app()"
+WORKER_READY = r" ready\.\s*$"  # Celery logs "<hostname> ready." once it consumes
+
+
+def worker_argv(
+    *,
+    concurrency: int,
+    hostname: str,
+    loglevel: str = "info",
+    queues: Sequence[str] = (),
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """`celery -A workers worker` (run with this interpreter, so no venv activation needed)."""
+    argv = [
+        sys.executable, "-m", "celery", "-A", "workers", "worker",
+        "-l", loglevel, "--concurrency", str(concurrency), "--hostname", hostname,
+    ]
+    if queues:
+        argv += ["-Q", ",".join(queues)]
+    return argv + list(extra)
+
+
+def web_argv(
+    *,
+    host: str,
+    port: int,
+    processes: int = 1,
+    graceful_timeout: float = 5.0,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    """`gunicorn -k gevent`: one process holds thousands of WebSockets."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "-k", "gevent", "-w", str(processes), "-b", bind_address(host, port),
+        "--worker-connections", "10000",
+        "--graceful-timeout", f"{graceful_timeout:g}",
+        *extra,
+        WEB_APP,
+    ]
+
+
+def child_env(base: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
+    """`base` plus `overrides`, unbuffered output and the repo on PYTHONPATH."""
+    env = dict(base)
+    env.update(overrides)
+    env["PYTHONUNBUFFERED"] = "1"
+    paths = [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
