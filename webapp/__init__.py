@@ -16,6 +16,7 @@ from workers.settings import Settings, get_settings
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
     """The app; `background=False` leaves the hub's and recorder's threads unstarted."""
     from webapp.hub import Hub
+    from webapp.janitor import Janitor
     from webapp.recorder import Recorder
     from workers.celery_app import app as celery_app  # also connects before_task_publish
     from workers.runtime import load_agents
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     hub = Hub(settings, client, sessions)
     recorder = Recorder(settings, client, sessions)
     hub.on_event = recorder.wake
-    app.extensions["agentdeck"] = Services(
+    app.extensions["agentdeck"] = svc = Services(
         settings=settings,
         redis=client,
         engine=engine,
@@ -45,11 +46,13 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         recorder=recorder,
     )
 
+    svc.janitor = Janitor(svc)
     register_error_handlers(app)
     _register_blueprints(app)
     if background:
         hub.start()
         recorder.start()
+        svc.janitor.start()
     return app
 
 

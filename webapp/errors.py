@@ -7,7 +7,6 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-
 SHORT_CODES = {413: "too_large", 404: "not_found", 405: "method_not_allowed"}
 
 

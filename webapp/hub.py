@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 
 import redis
@@ -40,6 +41,7 @@ class Hub:
         self.by_job: dict[str, set[Client]] = {}
         self.by_topic: dict[str, set[Client]] = {JOBS_TOPIC: set(), WORKERS_TOPIC: set()}
         self.connected = False
+        self.instance_id = uuid.uuid4().hex  # names this web process in Redis leases
         self.on_event: Callable[[str], None] | None = None
         self.delivered = 0
         self._stopping = False

@@ -15,6 +15,7 @@ from workers.settings import Settings
 
 if TYPE_CHECKING:
     from webapp.hub import Hub
+    from webapp.janitor import Janitor
     from webapp.recorder import Recorder
 
 
@@ -27,6 +28,7 @@ class Services:
     celery: Celery
     hub: Hub
     recorder: Recorder
+    janitor: Janitor | None = None
 
 
 def services() -> Services:

@@ -59,6 +59,11 @@ class Keys:
         return f"{self.prefix}epoch"
 
     @property
+    def janitor_lease(self) -> str:
+        """Which web process runs the janitor now (a lease with a short expiry)."""
+        return f"{self.prefix}janitor"
+
+    @property
     def events_channel(self) -> str:
         """Pub/sub channel carrying every job event envelope."""
         return f"{self.prefix}events"

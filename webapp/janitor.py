@@ -1,0 +1,124 @@
+"""The janitor: no job stays unfinished because an event was lost.
+
+Every few seconds, one web process (whichever holds the lease) looks for
+jobs that have sat in a non-final state for a while and asks Celery's result
+backend how they ended. A job the backend says is over gets its final event,
+marked `reconciled`, so the live state, SQL and browsers converge even when
+the worker's own event was lost (for instance with Redis restarted before
+the worker could publish it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from celery.result import AsyncResult
+from sqlalchemy import select
+
+from webapp.services import Services
+from workers.events import FINAL_STATES, EventType, JobState
+from workers.models import Job
+from workers.publisher import get_publisher
+
+log = logging.getLogger("agentdeck.janitor")
+
+STUCK_AFTER = 30.0  # seconds without news before the backend is asked
+SCAN_EVERY = 10.0
+TICK = 1.0
+BATCH = 200
+
+FINAL_EVENT = {
+    "SUCCESS": EventType.JOB_SUCCEEDED,
+    "FAILURE": EventType.JOB_FAILED,
+    "REVOKED": EventType.JOB_CANCELLED,
+}
+
+
+class Janitor:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.keys = svc.settings.keys
+        self._stopping = False
+        self.reconciled = 0
+        # Extra periodic checks (lost workers) plug in here; each runs every tick.
+        self.checks: list[Callable[[], None]] = []
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, name="agentdeck-janitor", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def _run(self) -> None:
+        next_scan = time.monotonic() + SCAN_EVERY
+        while not self._stopping:
+            time.sleep(TICK)
+            try:
+                if not self._lease():
+                    continue
+                for check in self.checks:
+                    check()
+                if time.monotonic() >= next_scan:
+                    next_scan = time.monotonic() + SCAN_EVERY
+                    self.reconcile_stuck()
+            except Exception as exc:
+                log.warning("janitor pass failed: %s", exc)
+
+    def _lease(self) -> bool:
+        """One janitor at a time across web processes (the lease outlives a tick)."""
+        key = self.keys.janitor_lease
+        me = self.svc.hub.instance_id
+        if self.svc.redis.set(key, me, nx=True, ex=int(TICK * 5)):
+            return True
+        holder = self.svc.redis.get(key)
+        if holder is not None and holder.decode() == me:
+            self.svc.redis.expire(key, int(TICK * 5))
+            return True
+        return False
+
+    def reconcile_stuck(self, older_than: float = STUCK_AFTER) -> int:
+        cutoff = time.time() - older_than
+        open_states = [s.value for s in JobState if s not in FINAL_STATES]
+        with self.svc.sessions() as s:
+            rows = s.execute(
+                select(Job.id, Job.updated_at, Job.created_at)
+                .where(Job.state.in_(open_states))
+                .order_by(Job.created_at)
+                .limit(BATCH)
+            ).all()
+        fixed = 0
+        for job_id, updated_at, created_at in rows:
+            if (updated_at or created_at or 0) > cutoff:
+                continue
+            if self._reconcile(job_id):
+                fixed += 1
+        self.reconciled += fixed
+        return fixed
+
+    def _reconcile(self, job_id: str) -> bool:
+        live = self.svc.redis.get(self.keys.state(job_id))
+        if live is not None and JobState(live.decode()) in FINAL_STATES:
+            return False  # the recorder will catch up
+        result = AsyncResult(job_id, app=self.svc.celery)
+        state = result.state
+        event = FINAL_EVENT.get(state)
+        if event is None:
+            return False
+        data: dict[str, object] = {"reconciled": True}
+        if state == "SUCCESS":
+            data["result"] = result.result if _jsonable(result.result) else repr(result.result)
+        elif state == "FAILURE":
+            data["error"] = f"{type(result.result).__name__}: {result.result}"
+            data["traceback"] = result.traceback or ""
+        else:
+            data["reason"] = "revoked"
+        get_publisher().emit(job_id, event, data, wait=True)
+        log.info("reconciled %s to %s from the result backend", job_id, state)
+        return True
+
+
+def _jsonable(value: object) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))

@@ -1,0 +1,317 @@
+// The jobs page (/): newest first, live over the "jobs" topic; filters, search,
+// cursor pagination and per-state counters.
+import { listAgents, listJobs } from "./api.js";
+import { FINAL, STATES, $, absTime, announcer, clear, duration, el, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
+import { subscribe } from "./live.js";
+
+const PAGE_SIZE = 50;
+const MAX_ROWS = 200;
+
+const form = $("#filters");
+const tbody = $("#jobs tbody");
+const empty = $("#jobs-empty");
+const status = $("#jobs-status");
+const olderBtn = $("#older");
+const newerBtn = $("#newer");
+const announce = announcer($("#announce"));
+
+const params = new URLSearchParams(location.search);
+const filters = { state: params.get("state") || "", agent: params.get("agent") || "", q: params.get("q") || "" };
+let cursor = params.get("cursor") || "";
+const cursorStack = []; // the cursors of the newer pages we came through
+let nextCursor = null;
+const rows = new Map(); // job id -> {tr, job}
+const known = new Map(); // job id -> {state, agent} for counters
+let counts = {};
+let reloadTimer = null;
+let loading = false;
+let heldEvents = []; // events that arrived while a page was loading
+let countsTimer = null;
+
+// ---- rendering ------------------------------------------------------------------
+
+function runtimeOf(job) {
+  if (typeof job.runtime === "number" && FINAL.has(job.state)) return job.runtime;
+  if (!job.started_at) return null;
+  const end = job.finished_at ?? (FINAL.has(job.state) ? null : Date.now() / 1000);
+  return end ? end - job.started_at : null;
+}
+
+function jobRow(job) {
+  const tr = el("tr", { dataset: { job: job.id } });
+  fillRow(tr, job);
+  return tr;
+}
+
+function fillRow(tr, job) {
+  const label = job.agent || job.name || "—";
+  tr.dataset.state = job.state;
+  clear(tr).append(
+    el("td", { class: "job-cell" }, el("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-id", title: job.id }, job.id.slice(0, 8))),
+    el("td", {}, label),
+    el("td", {}, stateBadge(job.state)),
+    el("td", {}, timeEl(job.created_at), el("span", { class: "abs muted small" }, absTime(job.created_at))),
+    el("td", { class: "dur" }, duration(runtimeOf(job))),
+    el("td", { class: "wide muted" }, job.worker || ""),
+  );
+}
+
+function updateRow(entry) {
+  const { tr, job } = entry;
+  tr.dataset.state = job.state;
+  setBadge(tr.querySelector(".badge"), job.state);
+  tr.querySelector(".dur").textContent = duration(runtimeOf(job));
+  tr.querySelector(".wide").textContent = job.worker || "";
+}
+
+function renderCounts() {
+  for (const s of STATES) {
+    const node = document.querySelector(`[data-count="${s}"]`);
+    if (node) node.textContent = String(counts[s] ?? 0);
+  }
+  for (const a of document.querySelectorAll(".count")) {
+    a.setAttribute("aria-current", filters.state === a.dataset.state ? "true" : "false");
+    const q = new URLSearchParams({ ...filters, state: a.dataset.state });
+    for (const [k, v] of [...q]) if (!v) q.delete(k);
+    a.href = `?${q}`;
+  }
+}
+
+function renderEmpty() {
+  empty.hidden = rows.size > 0;
+  if (rows.size === 0 && (filters.state || filters.agent || filters.q)) {
+    empty.textContent = "No jobs match these filters.";
+  }
+}
+
+// ---- loading ------------------------------------------------------------------
+
+function query(extra = {}) {
+  const q = { limit: String(PAGE_SIZE) };
+  for (const [k, v] of Object.entries({ ...filters, ...extra })) if (v) q[k] = v;
+  return q;
+}
+
+async function load() {
+  status.textContent = "Loading…";
+  loading = true;
+  heldEvents = [];
+  try {
+    const page = await listJobs(query(cursor ? { cursor } : {}));
+    rows.clear();
+    const frag = document.createDocumentFragment();
+    for (const job of page.jobs || []) {
+      const tr = jobRow(job);
+      rows.set(job.id, { tr, job });
+      known.set(job.id, { state: job.state, agent: job.agent });
+      frag.append(tr);
+    }
+    clear(tbody).append(frag);
+    nextCursor = page.next_cursor || null;
+    counts = page.counts || {};
+    renderCounts();
+    renderEmpty();
+    olderBtn.disabled = !nextCursor;
+    newerBtn.disabled = !cursor;
+    status.textContent = "";
+  } catch (err) {
+    status.textContent = `Could not load jobs: ${err.message}`;
+  } finally {
+    loading = false;
+  }
+  // What happened while the page was on its way: apply it on top.
+  const held = heldEvents;
+  heldEvents = [];
+  for (const ev of held) applyEvent(ev);
+  if (held.length) {
+    renderCounts();
+    refreshCountsSoon();
+  }
+}
+
+function reloadSoon() {
+  clearTimeout(reloadTimer);
+  reloadTimer = setTimeout(load, 300);
+}
+
+async function refreshCounts() {
+  try {
+    const page = await listJobs(query({ state: "", limit: "1" }));
+    counts = page.counts || counts;
+    renderCounts();
+  } catch {
+    // the next event tries again
+  }
+}
+
+function refreshCountsSoon() {
+  if (countsTimer) return;
+  countsTimer = setTimeout(() => {
+    countsTimer = null;
+    refreshCounts();
+  }, 500);
+}
+
+// ---- live -----------------------------------------------------------------------
+
+function matchesFilters(job) {
+  if (filters.q) return false; // only the server knows what the text matches
+  if (filters.state && job.state !== filters.state) return false;
+  if (filters.agent && job.agent !== filters.agent) return false;
+  return true;
+}
+
+function countTransition(id, ev) {
+  const prev = known.get(id);
+  if (!prev) {
+    if (ev.type === "job.queued" && !filters.q && (!filters.agent || ev.data?.agent === filters.agent)) {
+      counts[ev.state] = (counts[ev.state] ?? 0) + 1;
+      known.set(id, { state: ev.state, agent: ev.data?.agent ?? null });
+    } else {
+      refreshCountsSoon();
+    }
+    return;
+  }
+  if (prev.state !== ev.state) {
+    if (filters.q || (filters.agent && prev.agent !== filters.agent)) {
+      if (filters.q) refreshCountsSoon();
+    } else {
+      counts[prev.state] = Math.max(0, (counts[prev.state] ?? 1) - 1);
+      counts[ev.state] = (counts[ev.state] ?? 0) + 1;
+    }
+    prev.state = ev.state;
+  }
+}
+
+function applyEvent(ev) {
+  const id = ev.job;
+  countTransition(id, ev);
+  const entry = rows.get(id);
+  const d = ev.data || {};
+  if (entry) {
+    const job = entry.job;
+    job.state = ev.state;
+    if (d.worker) job.worker = d.worker;
+    if (ev.type === "job.started") job.started_at = ev.ts;
+    if (FINAL.has(ev.state) && ev.type.startsWith("job.")) {
+      job.finished_at = job.finished_at ?? ev.ts;
+      job.runtime = null;
+      announce(`Job ${id.slice(0, 8)} (${job.agent || job.name || "job"}) is ${ev.state}`);
+    }
+    updateRow(entry);
+    return;
+  }
+  if (cursor) return; // an older page: new jobs don't belong here
+  if (ev.type === "job.queued") {
+    const job = {
+      id,
+      agent: d.agent ?? null,
+      name: d.name ?? "",
+      state: ev.state,
+      created_at: ev.ts,
+      started_at: null,
+      finished_at: null,
+      worker: null,
+      queue: d.queue ?? null,
+    };
+    if (matchesFilters(job)) {
+      const tr = jobRow(job);
+      tr.classList.add("fresh");
+      rows.set(id, { tr, job });
+      tbody.prepend(tr);
+      while (tbody.childElementCount > MAX_ROWS) {
+        const last = tbody.lastElementChild;
+        rows.delete(last.dataset.job);
+        last.remove();
+      }
+      renderEmpty();
+      announce(`New job ${id.slice(0, 8)} (${job.agent || job.name})`);
+      return;
+    }
+  }
+  if (filters.state || filters.agent || filters.q) reloadSoon();
+}
+
+// ---- controls ---------------------------------------------------------------------
+
+function syncUrl() {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+  if (cursor) q.set("cursor", cursor);
+  const url = q.toString() ? `?${q}` : location.pathname;
+  history.replaceState(null, "", url);
+}
+
+form.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const data = new FormData(form);
+  filters.state = String(data.get("state") || "");
+  filters.agent = String(data.get("agent") || "");
+  filters.q = String(data.get("q") || "").trim();
+  cursor = "";
+  cursorStack.length = 0;
+  syncUrl();
+  load();
+});
+
+form.addEventListener("reset", () => {
+  setTimeout(() => form.requestSubmit(), 0);
+});
+
+for (const name of ["state", "agent"]) {
+  form.elements[name].addEventListener("change", () => form.requestSubmit());
+}
+
+document.getElementById("counts").addEventListener("click", (e) => {
+  const a = e.target.closest("a.count");
+  if (!a) return;
+  e.preventDefault();
+  form.elements.state.value = filters.state === a.dataset.state ? "" : a.dataset.state;
+  form.requestSubmit();
+});
+
+olderBtn.addEventListener("click", () => {
+  if (!nextCursor) return;
+  cursorStack.push(cursor);
+  cursor = nextCursor;
+  syncUrl();
+  load();
+});
+
+newerBtn.addEventListener("click", () => {
+  cursor = cursorStack.pop() || "";
+  syncUrl();
+  load();
+});
+
+async function loadAgents() {
+  try {
+    const { agents } = await listAgents();
+    const select = form.elements.agent;
+    for (const a of agents || []) select.append(el("option", { value: a.name }, a.name));
+    select.value = filters.agent;
+  } catch {
+    // the filter still works by URL
+  }
+}
+
+function tick() {
+  refreshTimes(tbody);
+  for (const { job, tr } of rows.values()) {
+    if (job.started_at && !FINAL.has(job.state)) tr.querySelector(".dur").textContent = duration(runtimeOf(job));
+  }
+}
+
+form.elements.state.value = filters.state;
+form.elements.q.value = filters.q;
+loadAgents();
+subscribe("jobs", {
+  onEvents(list) {
+    if (loading) heldEvents.push(...list);
+    for (const ev of list) applyEvent(ev);
+    renderCounts();
+  },
+  onResubscribed: reloadSoon,
+});
+load();
+setInterval(tick, 1000);
