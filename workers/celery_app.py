@@ -7,4 +7,4 @@ from celery import Celery
 app = Celery("agentdeck")
 app.config_from_object("celeryconfig")
 
-import workers.signals  # noqa: E402,F401  (connects the signal receivers)
+import workers.monitoring  # noqa: E402,F401  (connects the signal receivers and presence)

@@ -82,3 +82,34 @@ class Keys:
     def metrics(self) -> str:
         """Hash: counters shared by all processes (events published, ...)."""
         return f"{self.prefix}metrics"
+
+    # --- monitoring (workers/monitor.py, webapp/monitor/) --------------------
+    @property
+    def worker_beats(self) -> str:
+        """Sorted set: worker hostname -> Redis time of its last heartbeat."""
+        return f"{self.prefix}workers:beats"
+
+    @property
+    def workers_offline(self) -> str:
+        """Hash: worker hostname -> time it was marked offline (absent: online)."""
+        return f"{self.prefix}workers:offline"
+
+    @property
+    def dashboard_samples(self) -> str:
+        """List: the dashboard's samples, newest first, capped at an hour."""
+        return f"{self.prefix}dash:samples"
+
+    @property
+    def dashboard_totals(self) -> str:
+        """String: the worker counters the last dashboard sample was taken from."""
+        return f"{self.prefix}dash:totals"
+
+    @property
+    def dashboard_lock(self) -> str:
+        """Lock taken by the one web process that takes the next sample."""
+        return f"{self.prefix}dash:lock"
+
+    @property
+    def latency(self) -> str:
+        """Hash: event delivery latency histogram (bucket -> count, sum, count)."""
+        return f"{self.prefix}metrics:latency"

@@ -1,0 +1,134 @@
+"""Worker presence and per-task statistics: the receivers that feed the heartbeat.
+
+Counting is kept off Redis: each receiver adds to memory (see
+`monitor_stats`), and the heartbeat thread of the worker's main process
+sends it all every `heartbeat_seconds` in one round trip (`presence.py`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from celery import signals
+
+from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED, SharedCounters
+from workers.signals import _loud
+
+log = logging.getLogger("agentdeck.monitor")
+
+SENT_HEADER = "agentdeck_sent"
+_END_COLUMN = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED}
+
+
+class WorkerStats:
+    """What this worker counts between heartbeats (main process side)."""
+
+    def __init__(self) -> None:
+        self.counters: SharedCounters | None = None
+        self.lock = threading.Lock()
+        self.received: dict[str, int] = {}
+        self.revoked: dict[str, int] = {}
+        self.pending: dict[str, tuple[Any, str, float]] = {}  # id -> (request, name, received)
+        self.prefetch_time: dict[str, float] = {}
+        self._slot_pid = 0
+        self._slot = 0
+        self._starts: dict[str, float] = {}
+
+    def slot(self) -> int:
+        """0 in the main process (solo, threads), 1 + the pool index in a prefork child."""
+        pid = os.getpid()
+        if pid != self._slot_pid:
+            import billiard.process
+
+            index = getattr(billiard.process.current_process(), "index", None)
+            self._slot = 0 if index is None else int(index) + 1
+            self._slot_pid = pid
+        return self._slot
+
+    def take_prefetch_times(self, live_ids: set[str] | Any) -> None:
+        """Received -> started at the worker, for the runs that started since last time."""
+        with self.lock:
+            items = list(self.pending.items())
+        done = []
+        for task_id, (request, name, received) in items:
+            started = getattr(request, "time_start", None)
+            if started:
+                self.prefetch_time[name] = max(0.0, started - received)
+                done.append(task_id)
+            elif task_id not in live_ids:
+                done.append(task_id)  # finished, revoked or rejected before we looked
+        with self.lock:
+            for task_id in done:
+                self.pending.pop(task_id, None)
+
+
+STATS = WorkerStats()
+
+
+@signals.worker_init.connect
+@_loud
+def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
+    # Before the pool forks: the children inherit the shared counters.
+    app = getattr(sender, "app", None)
+    names = list(app.tasks.keys()) if app is not None else []
+    conc = getattr(sender, "concurrency", None)
+    conc = conc if isinstance(conc, int) and conc > 0 else (os.cpu_count() or 2)
+    autoscale = getattr(sender, "autoscale", None)
+    if autoscale:
+        conc = max(conc, int(max(autoscale)))
+    STATS.counters = SharedCounters(names, slots=conc * 2 + 8)
+
+
+@signals.before_task_publish.connect
+@_loud
+def on_publish_stamp(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    if headers is not None:
+        headers[SENT_HEADER] = time.time()
+
+
+@signals.task_received.connect
+@_loud
+def on_received(request: Any = None, **kwargs: Any) -> None:
+    name = request.name
+    with STATS.lock:
+        STATS.received[name] = STATS.received.get(name, 0) + 1
+        STATS.pending[request.id] = (request, name, time.time())
+
+
+@signals.task_revoked.connect
+@_loud
+def on_revoked(request: Any = None, **kwargs: Any) -> None:
+    name = getattr(request, "name", None) or "other"
+    with STATS.lock:
+        STATS.revoked[name] = STATS.revoked.get(name, 0) + 1
+
+
+@signals.task_prerun.connect
+@_loud
+def on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    counters = STATS.counters
+    if counters is None or task_id is None:
+        return
+    STATS._starts[task_id] = time.monotonic()
+    sent = getattr(task.request, SENT_HEADER, None)
+    wait = time.time() - sent if isinstance(sent, (int, float)) else None
+    counters.started(STATS.slot(), task.name, wait)
+
+
+@signals.task_postrun.connect
+@_loud
+def on_postrun(
+    task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any
+) -> None:
+    counters = STATS.counters
+    if counters is None or task_id is None:
+        return
+    start = STATS._starts.pop(task_id, None)
+    column = _END_COLUMN.get(state or "")
+    if column is not None:
+        runtime = time.monotonic() - start if start is not None else None
+        counters.finished(STATS.slot(), task.name, column, runtime)

@@ -1,0 +1,116 @@
+"""Worker presence: `worker.online`, `worker.heartbeat` every few seconds, `worker.offline`.
+
+The main process of each worker runs one heartbeat thread. A beat is one
+Redis round trip (a script): the worker's last beat time (Redis' clock, so
+hosts with skewed clocks agree) in a sorted set, its last payload in a hash,
+and a PUBLISH on the workers channel. A worker killed without a word stops
+beating; the web side marks it offline (webapp/monitor/presence.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import signals
+
+from workers.monitor import STATS
+from workers.publisher import get_publisher
+from workers.settings import get_settings
+from workers.signals import _loud
+from workers.worker_info import snapshot
+
+log = logging.getLogger("agentdeck.presence")
+
+# KEYS: beats, info, offline. ARGV: hostname, payload, channel, going offline ("1"/"0")
+BEAT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[3], ARGV[1], now)
+else
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[3], ARGV[2])
+return 1
+"""
+
+
+class Heartbeat:
+    def __init__(self, consumer: Any) -> None:
+        self.consumer = consumer
+        self.settings = get_settings()
+        self.redis = get_publisher().redis
+        self._script = self.redis.register_script(BEAT_LUA)
+        self._stop = threading.Event()
+        self.started = time.time()
+        self.hostname = str(consumer.hostname)
+        self._thread = threading.Thread(target=self._run, name="agentdeck-heartbeat", daemon=True)
+
+    def start(self) -> None:
+        self.send("worker.online")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.send("worker.offline")
+
+    def payload(self, type_: str) -> str:
+        data = snapshot(self.consumer, STATS, self.started, self.settings.heartbeat_seconds)
+        return json.dumps(
+            {"type": type_, "ts": time.time(), "worker": self.hostname, "data": data},
+            separators=(",", ":"),
+            default=str,
+        )
+
+    def send(self, type_: str) -> None:
+        try:
+            k = self.settings.keys
+            self._script(
+                keys=[k.worker_beats, k.workers, k.workers_offline],
+                args=[
+                    self.hostname,
+                    self.payload(type_),
+                    k.workers_channel,
+                    "1" if type_ == "worker.offline" else "0",
+                ],
+            )
+        except Exception as exc:  # Redis away: the next beat tries again
+            log.warning("%s for %s not sent: %s", type_, self.hostname, exc)
+
+    def _run(self) -> None:
+        interval = self.settings.heartbeat_seconds
+        while not self._stop.wait(interval):
+            self.send("worker.heartbeat")
+
+
+_heartbeat: Heartbeat | None = None
+
+
+@signals.worker_ready.connect
+@_loud
+def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        return
+    if STATS.counters is None:  # imported after worker_init: count in this process only
+        from workers.monitor_stats import SharedCounters
+
+        STATS.counters = SharedCounters(sender.app.tasks.keys(), slots=1)
+    _heartbeat = Heartbeat(sender)
+    _heartbeat.start()
+
+
+@signals.worker_shutdown.connect
+@_loud
+def on_worker_shutdown(**kwargs: Any) -> None:
+    global _heartbeat
+    if _heartbeat is not None:
+        _heartbeat.stop()
+        _heartbeat = None
