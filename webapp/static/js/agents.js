@@ -1,7 +1,7 @@
 // The agents page (/agents): every registered agent, its description and input
 // schema, its recent runs and success rate; recent runs follow the "jobs" topic.
 import { listAgents, listJobs } from "./api.js";
-import { $, clear, el, pretty, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
+import { $, clear, el, pretty, richText, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
 import { subscribe } from "./live.js";
 
 const RECENT = 5;
@@ -48,7 +48,7 @@ function card(agent) {
     el("header", { class: "agent-head" },
       el("h2", { id: `agent-h-${agent.name}` }, agent.name),
       el("a", { class: "button", href: `/submit?agent=${encodeURIComponent(agent.name)}` }, "Run…")),
-    el("p", {}, agent.description || el("span", { class: "muted" }, "No description.")),
+    el("p", {}, agent.description ? richText(agent.description) : el("span", { class: "muted" }, "No description.")),
     el("div", { class: "agent-body" },
       el("section", {}, el("h3", {}, "Input"), schemaTable(agent.input_schema || {}),
         el("details", {}, el("summary", {}, "JSON Schema"), el("pre", { class: "json" }, pretty(agent.input_schema || {})))),

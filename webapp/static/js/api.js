@@ -50,17 +50,19 @@ export const submitJob = (body) => api("/api/jobs", { method: "POST", body });
 export const cancelJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
 export const retryJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/retry`, { method: "POST" });
 
-/** All of a job's events after `since`, following the REST pages until `head`. */
+/** All of a job's events after `since` ({events, epoch}), following pages until `head`. */
 export async function getAllEvents(id, since = 0) {
   const all = [];
   let cursor = since;
+  let epoch = "";
   for (let i = 0; i < 1000; i++) {
     const page = await getEvents(id, cursor);
     const events = page.events || [];
+    epoch = page.epoch || epoch;
     all.push(...events);
     if (!events.length) break;
     cursor = events[events.length - 1].seq;
     if (typeof page.head === "number" && cursor >= page.head) break;
   }
-  return all;
+  return { events: all, epoch };
 }

@@ -163,3 +163,9 @@ export function announcer(node) {
     }, wait);
   };
 }
+
+/** Text with `code` spans drawn as <code>; still text only, never HTML. */
+export function richText(text) {
+  const parts = String(text ?? "").split("`");
+  return parts.map((part, i) => (i % 2 === 1 && i < parts.length - 1 ? el("code", {}, part) : part));
+}

@@ -7,6 +7,7 @@
 //
 // handlers: {
 //   since?: number                        // job topics: deliver events with seq > since
+//   epoch?: string                        // job topics: the epoch `since` counts in (REST gives it)
 //   onEvents(events)                      // envelopes, in order, each once (job topics)
 //   onReset?(): Promise<number>           // reload over REST; resolve to the new last seq
 //   onResubscribed?()                     // non-job topics: we were away, reload over REST
@@ -18,7 +19,7 @@ const PING_EVERY_MS = 20_000;
 const SILENCE_LIMIT_MS = 50_000;
 const OFFLINE_AFTER_FAILURES = 6;
 
-const topics = new Map(); // topic -> {handlers, lastSeq, buffer, filling, subscribedOnce}
+const topics = new Map(); // topic -> {handlers, lastSeq, buffer, filling, subscribedOnce, epoch}
 const statusListeners = new Set();
 let ws = null;
 let status = "connecting";
@@ -64,7 +65,11 @@ function send(frame) {
 
 function sendSubscribe(topic, entry) {
   const frame = { op: "subscribe", topic };
-  if (isJobTopic(topic)) frame.since = entry.lastSeq;
+  if (isJobTopic(topic)) {
+    frame.since = entry.lastSeq;
+    // The epoch names the Redis data our seqs count in; the server resets us if it changed.
+    if (entry.epoch && entry.lastSeq > 0) frame.epoch = entry.epoch;
+  }
   send(frame);
 }
 
@@ -76,6 +81,7 @@ export function subscribe(topic, handlers) {
     buffer: [],
     filling: false,
     subscribedOnce: false,
+    epoch: handlers.epoch || null,
   };
   topics.set(topic, entry);
   start();
@@ -89,9 +95,11 @@ export function subscribe(topic, handlers) {
 }
 
 /** Tell the module the view now holds every event up to `seq` (after a REST reload). */
-export function setLastSeq(topic, seq) {
+export function setLastSeq(topic, seq, epoch) {
   const entry = topics.get(topic);
-  if (entry) entry.lastSeq = Math.max(entry.lastSeq, seq);
+  if (!entry) return;
+  entry.lastSeq = Math.max(entry.lastSeq, seq);
+  if (epoch) entry.epoch = epoch;
 }
 
 export function start() {
@@ -197,6 +205,7 @@ function dispatch(frame) {
       if (!entry) return;
       if (!isJobTopic(frame.topic) && entry.subscribedOnce) entry.handlers.onResubscribed?.();
       entry.subscribedOnce = true;
+      if (typeof frame.epoch === "string" && frame.epoch) entry.epoch = frame.epoch;
       // The server's log ends before what we have shown: it lost data; reload.
       if (isJobTopic(frame.topic) && typeof frame.head === "number" && frame.head < entry.lastSeq) {
         resetTopic(frame.topic, entry);
@@ -214,6 +223,7 @@ async function resetTopic(topic, entry) {
   if (!entry.handlers.onReset) return;
   entry.buffer = [];
   entry.lastSeq = 0;
+  entry.epoch = null;
   try {
     const seq = await entry.handlers.onReset();
     if (topics.get(topic) !== entry) return;

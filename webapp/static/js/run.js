@@ -63,6 +63,7 @@ let steps = []; // {name, start, end, duration_ms, error, row, bar, label}
 let tools = []; // {tool, args, result, error, row, resultNode}
 let logCount = 0;
 let t0 = null; // the run's time origin for the timeline and waterfall
+let epoch = ""; // the Redis data generation our seqs count in
 
 function fresh() {
   events = [];
@@ -75,6 +76,7 @@ function fresh() {
   outputChars = 0;
   outputText = document.createTextNode("");
   clear(ui.output).append(outputText);
+  ui.output.dataset.empty = "true";
   clear(ui.steps);
   clear(ui.tools);
   clear(ui.logs);
@@ -103,7 +105,8 @@ function renderHeader() {
   const final = FINAL.has(job.state);
   ui.cancel.disabled = final;
   ui.retry.disabled = !final;
-  ui.input.textContent = pretty(job.input ?? null);
+  const input = pretty(job.input ?? null);
+  if (ui.input.textContent !== input) ui.input.textContent = input;
   if (job.state === "SUCCESS" || job.result !== null && job.result !== undefined) {
     ui.resultPanel.hidden = false;
     ui.result.textContent = pretty(job.result ?? null);
@@ -281,6 +284,7 @@ function drawOutput(ev) {
   const text = String(ev.data?.text ?? "");
   outputText.appendData(text);
   outputChars += text.length;
+  if (outputChars) ui.output.dataset.empty = "false";
 }
 
 function stepAt(name) {
@@ -443,7 +447,10 @@ function flush() {
   const drawnAt = performance.timeOrigin + performance.now();
   const lat = window.__agentdeckLatency;
   for (const ev of batch) {
-    if (ev.live && lat.length < LATENCY_MAX) lat.push({ seq: ev.seq, type: ev.type, ms: drawnAt - ev.ts * 1000 });
+    if (ev.live && lat.length < LATENCY_MAX) {
+      // ms: created in the worker -> drawn; wsMs: created -> handed to the page by the WebSocket
+      lat.push({ seq: ev.seq, type: ev.type, ms: drawnAt - ev.ts * 1000, wsMs: ev.receivedAt - ev.ts * 1000 });
+    }
   }
 }
 
@@ -454,12 +461,14 @@ function nearBottom(node) {
 }
 
 function take(list, { live }) {
+  const receivedAt = live ? performance.timeOrigin + performance.now() : 0;
   for (const ev of list) {
     if (ev.seq <= lastSeq) continue; // never twice
     lastSeq = ev.seq;
     events.push(ev);
     applyToJob(ev);
     ev.live = live;
+    ev.receivedAt = receivedAt;
     pending.push(ev);
   }
 }
@@ -467,10 +476,11 @@ function take(list, { live }) {
 // ---- loading ------------------------------------------------------------------
 
 async function load() {
-  const [loadedJob, loadedEvents] = await Promise.all([getJob(jobId), getAllEvents(jobId, 0)]);
+  const [loadedJob, loaded] = await Promise.all([getJob(jobId), getAllEvents(jobId, 0)]);
   fresh();
   job = loadedJob;
-  take(loadedEvents, { live: false });
+  epoch = loaded.epoch;
+  take(loaded.events, { live: false });
   // The REST job can be behind the events (or ahead, for fields events lack).
   if (lastSeq < (job.last_seq || 0)) job.last_seq = lastSeq;
   rebuildTimeline();
@@ -505,13 +515,14 @@ async function main() {
   }
   subscribe(topic, {
     since: lastSeq,
+    epoch,
     onEvents(list) {
       take(list, { live: true });
       scheduleFlush();
     },
     async onReset() {
       const seq = await load();
-      setLastSeq(topic, seq);
+      setLastSeq(topic, seq, epoch);
       return seq;
     },
   });

@@ -55,7 +55,9 @@ export function buildFields(schema, container, idPrefix = "in") {
   if (!Object.keys(props).length) {
     container.append(el("p", { class: "muted" }, "This agent takes no input."));
   }
-  for (const [name, raw] of Object.entries(props)) {
+  // Required fields first, then the rest in the schema's order.
+  const ordered = Object.entries(props).sort(([a], [b]) => Number(required.has(b)) - Number(required.has(a)));
+  for (const [name, raw] of ordered) {
     const { schema: s, nullable } = resolve(raw, defs);
     const kind = kindOf(s);
     const id = `${idPrefix}-${name}`;

@@ -2,7 +2,7 @@
 // generates, see the server's validation errors at their fields, then go
 // straight to the new job's run view.
 import { ApiError, listAgents, submitJob } from "./api.js";
-import { $, el } from "./dom.js";
+import { $, clear, el, richText } from "./dom.js";
 import { buildFields } from "./schema_form.js";
 
 const form = $("#submit-form");
@@ -36,7 +36,7 @@ function pick(name) {
   const agent = agents.find((a) => a.name === name) || agents[0];
   if (!agent) return;
   select.value = agent.name;
-  desc.textContent = agent.description || "";
+  clear(desc).append(...richText(agent.description || ""));
   current = buildFields(agent.input_schema || {}, fieldset);
   showFormError("");
   const url = new URL(location.href);

@@ -1,0 +1,187 @@
+"""Event created in the worker -> its row drawn in the browser: p50/p99.
+
+    python bench/ui_latency.py                 # starts its own platform (launcher)
+    python bench/ui_latency.py --url http://127.0.0.1:8000 --events 200 --runs 3
+
+An `echo` job streams EVENTS words (one `output` event each, no delay between
+them) after a first step that gives the run view time to open and subscribe.
+The run view records, for every event it draws from the WebSocket, the time
+from the envelope's `ts` (set in the worker, `time.time()`) to the animation
+frame that draws it (`performance.timeOrigin + performance.now()`), in
+`window.__agentdeckLatency`. Same machine, same clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from playwright.sync_api import Page, expect, sync_playwright
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+LEAD_SECONDS = 3.0  # the first step: the page opens and subscribes meanwhile
+
+
+@dataclass(frozen=True)
+class Result:
+    samples: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    mean_ms: float
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
+    return ordered[rank - 1]
+
+
+def summarize(samples: list[float]) -> Result:
+    return Result(
+        samples=len(samples),
+        p50_ms=round(percentile(samples, 50), 2),
+        p99_ms=round(percentile(samples, 99), 2),
+        max_ms=round(max(samples), 2),
+        mean_ms=round(statistics.fmean(samples), 2),
+    )
+
+
+def measure(page: Page, base_url: str, events: int = 200, timeout_ms: float = 60_000) -> list[float]:
+    """One echo job of `events` output events; the browser's latency for each, in ms."""
+    text = " ".join(f"w{i}" for i in range(events))
+    res = requests.post(
+        f"{base_url}/api/jobs",
+        json={"agent": "echo", "input": {"text": text, "steps": 1, "delay": LEAD_SECONDS}},
+        timeout=10,
+    )
+    res.raise_for_status()
+    job_id = res.json()["id"]
+    page.goto(f"{base_url}/jobs/{job_id}")
+    expect(page.locator("#conn")).to_have_attribute("data-status", "live", timeout=timeout_ms)
+    expect(page.locator("#run-state")).to_have_attribute("data-state", "SUCCESS", timeout=timeout_ms)
+    expect(page.locator("#output")).to_have_text(text, timeout=timeout_ms)
+    entries: list[dict[str, Any]] = page.evaluate("window.__agentdeckLatency")
+    samples = [float(e["ms"]) for e in entries if e["type"] == "output"]
+    if len(samples) != events:
+        raise RuntimeError(
+            f"expected {events} output events drawn live, got {len(samples)}: "
+            "the page opened too late (raise LEAD_SECONDS)"
+        )
+    return samples
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the launcher exited with {proc.returncode}")
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                agents = requests.get(f"{url}/api/agents", timeout=2).json()["agents"]
+                if any(a["name"] == "echo" for a in agents):
+                    return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} was not ready within {timeout}s")
+
+
+@contextmanager
+def own_platform(concurrency: int = 2) -> Any:
+    """`python -m launcher` on a free port with a throwaway data dir."""
+    port = _free_port()
+    data = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    repo = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, "-m", "launcher", "--port", str(port), "--data-dir", str(data),
+           "--workers", str(concurrency), "-q"]
+    log = open(data / "launcher.out", "wb")  # noqa: SIM115  (closed below)
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def run(url: str, events: int, runs: int) -> Result:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("no chromium on PATH")
+    samples: list[float] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            for _ in range(runs):
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                samples += measure(page, url, events)
+                page.close()
+        finally:
+            browser.close()
+    return summarize(samples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--url", help="a running Agentdeck (default: start one with the launcher)")
+    ap.add_argument("--events", type=int, default=200, help="output events per job (default 200)")
+    ap.add_argument("--runs", type=int, default=1, help="jobs to measure (default 1)")
+    ap.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = ap.parse_args(argv)
+    if args.url:
+        result = run(args.url.rstrip("/"), args.events, args.runs)
+    else:
+        with own_platform() as url:
+            result = run(url, args.events, args.runs)
+    if args.json:
+        print(json.dumps(asdict(result)))
+    else:
+        print(
+            f"event created in the worker -> row drawn in the browser, "
+            f"{result.samples} events: p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms "
+            f"(max {result.max_ms:.1f} ms, mean {result.mean_ms:.1f} ms)"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
