@@ -11,6 +11,7 @@ from launcher.net import bind_address
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WEB_APP = "webapp:create_app()"
+GUNICORN_CONF = "python:webapp.gunicorn_conf"
 WORKER_READY = r" ready\.\s*$"  # Celery logs "<hostname> ready." once it consumes
 
 
@@ -37,18 +38,18 @@ def web_argv(
     host: str,
     port: int,
     processes: int = 1,
-    graceful_timeout: float = 5.0,
+    graceful_timeout: float | None = None,
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """`gunicorn -k gevent`: one process holds thousands of WebSockets."""
-    return [
-        sys.executable, "-m", "gunicorn",
+    """`gunicorn -k gevent` with webapp/gunicorn_conf.py: one process holds thousands of
+    WebSockets and, on SIGTERM, tells each of them it is going away."""
+    argv = [
+        sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF,
         "-k", "gevent", "-w", str(processes), "-b", bind_address(host, port),
-        "--worker-connections", "10000",
-        "--graceful-timeout", f"{graceful_timeout:g}",
-        *extra,
-        WEB_APP,
     ]
+    if graceful_timeout is not None:
+        argv += ["--graceful-timeout", f"{graceful_timeout:g}"]
+    return argv + [*extra, WEB_APP]
 
 
 def child_env(base: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:

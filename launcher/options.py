@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
     p.add_argument("--no-web", action="store_true", help="do not start the web server")
     p.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
-    p.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
+    p.add_argument("--stop-timeout", type=float, default=15.0, metavar="SECONDS",
                    help="how long children get to stop after SIGTERM before SIGKILL")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="do not echo the children's output (it is always in the logs)")

@@ -13,7 +13,7 @@ from launcher.processes import ManagedProcess, ProcessExited
 from tests.support.platform import Platform
 
 START_TIMEOUT = float(os.environ.get("AGENTDECK_TEST_START_TIMEOUT", "60"))
-STOP_TIMEOUT = 10.0
+STOP_TIMEOUT = 15.0
 
 
 class Service:
