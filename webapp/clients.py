@@ -31,7 +31,8 @@ class Client:
         self.lock = threading.Lock()  # guards subs
         self.subs: dict[str, JobSub] = {}
         self.topics: set[str] = set()
-        self._queue: deque[str] = deque()
+        # Queued frames: plain text, or (topic, [envelope, ...]) merged at send time.
+        self._queue: deque[str | tuple[str, list[str]]] = deque()
         self._bytes = 0
         self._cond = threading.Condition()
         self.close_code: int | None = None
@@ -42,14 +43,25 @@ class Client:
         return self.close_code is not None
 
     def put(self, frame: str) -> bool:
+        return self._enqueue(frame, len(frame))
+
+    def put_events(self, topic: str, raws: list[str]) -> bool:
+        """Queue envelopes for `topic`; consecutive ones leave as one frame."""
+        return self._enqueue((topic, raws), sum(len(r) for r in raws) + len(raws))
+
+    def _enqueue(self, item: str | tuple[str, list[str]], size: int) -> bool:
         with self._cond:
             if self.close_code is not None:
                 return False
-            if self._bytes + len(frame) > self.limit:
+            if self._bytes + size > self.limit:
                 self._close_locked(CLOSE_TOO_SLOW, "too slow: outgoing queue over its byte bound")
                 return False
-            self._queue.append(frame)
-            self._bytes += len(frame)
+            last = self._queue[-1] if self._queue else None
+            if isinstance(item, tuple) and isinstance(last, tuple) and last[0] == item[0]:
+                last[1].extend(item[1])  # a burst of one job's events: one frame
+            else:
+                self._queue.append(item if isinstance(item, str) else (item[0], list(item[1])))
+            self._bytes += size
             self._cond.notify()
             return True
 
@@ -58,10 +70,10 @@ class Client:
         with self._cond:
             if not self._queue and self.close_code is None:
                 self._cond.wait(timeout)
-            frames = list(self._queue)
+            items = list(self._queue)
             self._queue.clear()
             self._bytes = 0
-            return frames
+        return [i if isinstance(i, str) else events_frame(i[0], i[1]) for i in items]
 
     def close(self, code: int, reason: str = "") -> None:
         with self._cond:
@@ -93,5 +105,5 @@ class Client:
             out.append(raw)
             sub.last = seq
         if out:
-            self.put(events_frame(topic, out))
+            self.put_events(topic, out)
         return ok

@@ -10,12 +10,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.errors import ApiError
+from webapp.history import apply_event
 from webapp.services import Services
-from workers.events import FINAL_STATES, JobState
+from workers.events import FINAL_STATES, EnvelopeError, JobState, decode
 from workers.models import Job
 from workers.runtime import RUN_AGENT_TASK, InputError, UnknownAgent, get_agent
 
@@ -153,13 +155,17 @@ def get_job(svc: Services, job_id: str) -> Job:
 
 
 def fresh_state(svc: Services, job: Job) -> Job:
-    """The SQL row may trail the replay log by a few ms: take the live state from Redis."""
+    """The job as of its last event: the SQL row (detached) plus what the recorder has
+    not stored yet, folded in from the replay log. Redis away: the row as it is."""
     try:
-        live = svc.redis.get(svc.settings.keys.state(job.id))
-    except Exception:
+        raws = svc.redis.zrangebyscore(svc.settings.keys.log(job.id), f"({job.last_seq}", "+inf")
+    except redis.RedisError:
         return job
-    if live is not None:
-        job.state = live.decode()
+    for raw in raws:
+        try:
+            apply_event(job, decode(raw))
+        except EnvelopeError:
+            continue
     return job
 
 

@@ -34,6 +34,7 @@ return 0
 """
 
 BATCH_JOBS = 200
+MIN_PASS_INTERVAL = 0.05
 
 
 class Recorder:
@@ -72,6 +73,9 @@ class Recorder:
             if n < BATCH_JOBS:
                 self._wake.wait(0.5)
                 self._wake.clear()
+            # A burst of events wakes us per event: pausing turns it into a few
+            # larger transactions, and leaves the loop to the live fan-out.
+            time.sleep(MIN_PASS_INTERVAL)
 
     def drain_once(self) -> int:
         """Record the jobs marked dirty; returns how many were looked at."""

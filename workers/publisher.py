@@ -29,41 +29,54 @@ from workers.settings import Settings, get_settings
 
 log = logging.getLogger("agentdeck.publisher")
 
-# KEYS: seq, log, state, dirty, metrics, epoch
-# ARGV: head, mid, new_state, tail, job, max_events, ttl, channel, epoch_candidate,
-#       seq_floor, state_fallback
+# One call publishes a whole batch, in order.
+# KEYS: dirty, metrics, epoch, then per event: seq, log, state
+# ARGV: max_events, ttl, channel, epoch_candidate,
+#       then per event: job, head, mid, new_state, tail, seq_floor, state_fallback
 # The floor and fallback are what this process last saw of the job: if Redis
 # lost its data, the job's seq goes on from there instead of restarting at 1.
 PUBLISH_LUA = """
-redis.call('SET', KEYS[6], ARGV[9], 'NX')
-local seq = redis.call('INCR', KEYS[1])
-local floor = tonumber(ARGV[10])
-if seq <= floor then
-  seq = floor + 1
-  redis.call('SET', KEYS[1], seq)
+redis.call('SET', KEYS[3], ARGV[4], 'NX')
+local cap = tonumber(ARGV[1])
+local ttl = tonumber(ARGV[2])
+local n = (#KEYS - 3) / 3
+local out = {}
+for i = 0, n - 1 do
+  local k = 3 + i * 3
+  local a = 4 + i * 7
+  local seq = redis.call('INCR', KEYS[k + 1])
+  local floor = tonumber(ARGV[a + 6])
+  if seq <= floor then
+    seq = floor + 1
+    redis.call('SET', KEYS[k + 1], seq)
+  end
+  local stored = redis.call('GET', KEYS[k + 3])
+  local cur = stored
+  if not cur and ARGV[a + 7] ~= '' then cur = ARGV[a + 7] end
+  local st = ARGV[a + 4]
+  if st == '' then
+    st = cur or 'PENDING'
+  elseif cur == 'SUCCESS' or cur == 'FAILURE' or cur == 'REVOKED' then
+    st = cur
+  elseif st == 'RECEIVED' and cur == 'STARTED' then
+    st = cur
+  end
+  if st ~= stored then redis.call('SET', KEYS[k + 3], st, 'EX', ttl) end
+  local ev = ARGV[a + 2] .. seq .. ARGV[a + 3] .. st .. ARGV[a + 5]
+  redis.call('ZADD', KEYS[k + 2], seq, ev)
+  if seq > cap then redis.call('ZREMRANGEBYRANK', KEYS[k + 2], 0, -(cap + 1)) end
+  if seq == 1 or seq % 100 == 0 then
+    redis.call('EXPIRE', KEYS[k + 1], ttl)
+    redis.call('EXPIRE', KEYS[k + 2], ttl)
+    redis.call('EXPIRE', KEYS[k + 3], ttl)
+  end
+  redis.call('ZADD', KEYS[1], seq, ARGV[a + 1])
+  redis.call('PUBLISH', ARGV[3], ev)
+  out[#out + 1] = seq
+  out[#out + 1] = st
 end
-local cur = redis.call('GET', KEYS[3])
-if not cur and ARGV[11] ~= '' then cur = ARGV[11] end
-local st = ARGV[3]
-if st == '' then
-  st = cur or 'PENDING'
-elseif cur == 'SUCCESS' or cur == 'FAILURE' or cur == 'REVOKED' then
-  st = cur
-elseif st == 'RECEIVED' and cur == 'STARTED' then
-  st = cur
-end
-local ttl = tonumber(ARGV[7])
-redis.call('SET', KEYS[3], st, 'EX', ttl)
-local ev = ARGV[1] .. seq .. ARGV[2] .. st .. ARGV[4]
-redis.call('ZADD', KEYS[2], seq, ev)
-local cap = tonumber(ARGV[6])
-if seq > cap then redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(cap + 1)) end
-redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('ZADD', KEYS[4], seq, ARGV[5])
-redis.call('HINCRBY', KEYS[5], 'events_published', 1)
-redis.call('PUBLISH', ARGV[8], ev)
-return {seq, st}
+redis.call('HINCRBY', KEYS[2], 'events_published', n)
+return out
 """
 
 LIFECYCLE_PREFIX = "job."
@@ -193,35 +206,24 @@ class Publisher:
     def _publish(self, batch: list[_Pending]) -> list[int]:
         k = self.keys
         s = self.settings
-        pipe = self.redis.pipeline(transaction=False)
+        keys = [k.dirty, k.metrics, k.epoch]
+        args: list[Any] = [
+            s.replay_max_events,
+            s.replay_ttl_seconds,
+            k.events_channel,
+            self._epoch_candidate,
+        ]
         for item in batch:
             floor, fallback = self._seen.get(item.job, (0, ""))
-            self._script(
-                keys=[
-                    k.seq(item.job),
-                    k.log(item.job),
-                    k.state(item.job),
-                    k.dirty,
-                    k.metrics,
-                    k.epoch,
-                ],
-                args=[
-                    *item.args[:4],
-                    item.job,
-                    s.replay_max_events,
-                    s.replay_ttl_seconds,
-                    k.events_channel,
-                    self._epoch_candidate,
-                    floor,
-                    fallback,
-                ],
-                client=pipe,
-            )
+            keys += [k.seq(item.job), k.log(item.job), k.state(item.job)]
+            args += [item.job, *item.args[:4], floor, fallback]
+        out = self._script(keys=keys, args=args)
         seqs = []
-        for item, (seq, state) in zip(batch, pipe.execute(), strict=True):
-            self._seen[item.job] = (int(seq), state.decode() if isinstance(state, bytes) else state)
+        for i, item in enumerate(batch):
+            seq, state = int(out[2 * i]), out[2 * i + 1]
+            self._seen[item.job] = (seq, state.decode() if isinstance(state, bytes) else state)
             self._seen.move_to_end(item.job)
-            seqs.append(int(seq))
+            seqs.append(seq)
         while len(self._seen) > SEEN_MAX:
             self._seen.popitem(last=False)
         return seqs

@@ -103,6 +103,7 @@ function renderHeader() {
   ui.facts.events.textContent = String(lastSeq);
   renderDuration();
   const final = FINAL.has(job.state);
+  ui.output.dataset.placeholder = final ? "No output." : "No output yet.";
   ui.cancel.disabled = final;
   ui.retry.disabled = !final;
   const input = pretty(job.input ?? null);
