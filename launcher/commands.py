@@ -46,6 +46,7 @@ def web_argv(
     argv = [
         sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF,
         "-k", "gevent", "-w", str(processes), "-b", bind_address(host, port),
+        "--no-control-socket",  # its default path is per user: several servers would share it
     ]
     if graceful_timeout is not None:
         argv += ["--graceful-timeout", f"{graceful_timeout:g}"]
