@@ -70,7 +70,9 @@ def summarize(samples: list[float]) -> Result:
     )
 
 
-def measure(page: Page, base_url: str, events: int = 200, timeout_ms: float = 60_000) -> list[float]:
+def measure(
+    page: Page, base_url: str, events: int = 200, timeout_ms: float = 60_000
+) -> list[float]:
     """One echo job of `events` output events; the browser's latency for each, in ms."""
     text = " ".join(f"w{i}" for i in range(events))
     res = requests.post(
@@ -82,7 +84,9 @@ def measure(page: Page, base_url: str, events: int = 200, timeout_ms: float = 60
     job_id = res.json()["id"]
     page.goto(f"{base_url}/jobs/{job_id}")
     expect(page.locator("#conn")).to_have_attribute("data-status", "live", timeout=timeout_ms)
-    expect(page.locator("#run-state")).to_have_attribute("data-state", "SUCCESS", timeout=timeout_ms)
+    expect(page.locator("#run-state")).to_have_attribute(
+        "data-state", "SUCCESS", timeout=timeout_ms
+    )
     expect(page.locator("#output")).to_have_text(text, timeout=timeout_ms)
     entries: list[dict[str, Any]] = page.evaluate("window.__agentdeckLatency")
     samples = [float(e["ms"]) for e in entries if e["type"] == "output"]
@@ -124,8 +128,18 @@ def own_platform(concurrency: int = 2) -> Any:
     data = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     repo = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "launcher", "--port", str(port), "--data-dir", str(data),
-           "--workers", str(concurrency), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "launcher",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data),
+        "--workers",
+        str(concurrency),
+        "-q",
+    ]
     log = open(data / "launcher.out", "wb")  # noqa: SIM115  (closed below)
     proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

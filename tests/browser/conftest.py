@@ -86,8 +86,12 @@ def page(browser: Browser, page_errors: PageErrors) -> Iterator[Page]:
 def phone(browser: Browser, page_errors: PageErrors) -> Iterator[Page]:
     """A phone-sized page (390x844, touch, 3x)."""
     page = _new_page(
-        browser, page_errors, viewport={"width": 390, "height": 844},
-        device_scale_factor=2, is_mobile=True, has_touch=True,
+        browser,
+        page_errors,
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
     )
     yield page
     page.context.close()

@@ -98,7 +98,9 @@ class Rest:
             assert res.status_code == 202, res.text
 
 
-def wait_for_state(base_url: str, job_id: str, states: tuple[str, ...], timeout: float = 20.0) -> str:
+def wait_for_state(
+    base_url: str, job_id: str, states: tuple[str, ...], timeout: float = 20.0
+) -> str:
     """Block until the job's events reach one of `states` (over the WebSocket, bounded)."""
     ws = WsClient(base_url, timeout=timeout)
     try:

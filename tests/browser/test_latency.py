@@ -24,8 +24,10 @@ def test_latency_from_event_creation_to_row_drawn(
     # Then every one was drawn live, and quickly
     result = summarize(samples)
     (output_dir / "ui_latency.json").write_text(json.dumps(result.__dict__, indent=2))
-    print(f"\nUI latency over {result.samples} events: p50 {result.p50_ms} ms, "
-          f"p99 {result.p99_ms} ms, max {result.max_ms} ms")
+    print(
+        f"\nUI latency over {result.samples} events: p50 {result.p50_ms} ms, "
+        f"p99 {result.p99_ms} ms, max {result.max_ms} ms"
+    )
     assert result.samples == EVENTS
     assert min(samples) >= 0, "an event was drawn before it was made: clocks disagree"
     assert result.p99_ms < P99_BUDGET_MS, result

@@ -66,7 +66,9 @@ def test_submit_echo_through_the_form_shows_states_and_output_live(
     assert page.evaluate("window.__sameDocument") is True, "the page was reloaded"
     states = page.evaluate("window.__states")
     assert [s for s in states if s in ("PENDING", "STARTED", "SUCCESS")] == [
-        "PENDING", "STARTED", "SUCCESS",
+        "PENDING",
+        "STARTED",
+        "SUCCESS",
     ], states
     lengths: list[int] = page.evaluate("window.__outputLengths")
     assert lengths == sorted(lengths), f"output shrank: {lengths}"
@@ -168,7 +170,9 @@ def test_markup_in_agent_output_is_shown_as_text_and_runs_nothing(
 
     open_run_view(page, web.url, fail["id"])
     expect_state(page, "FAILURE")
-    expect(page.locator("#error")).to_have_text('RuntimeError: <img src=x onerror="window.__xss=3">')
+    expect(page.locator("#error")).to_have_text(
+        'RuntimeError: <img src=x onerror="window.__xss=3">'
+    )
     assert page.locator("main img").count() == 0
     assert page.evaluate("window.__xss") is None
 

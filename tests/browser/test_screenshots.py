@@ -11,8 +11,9 @@ from tests.support import WebService, WorkerService
 
 
 def _shoot_all(page: Page, web: WebService, rest: Rest, folder: Path, prefix: str) -> None:
-    echo = rest.submit("echo", {"text": "A short answer, streamed word by word.", "steps": 3,
-                                "delay": 0.1})
+    echo = rest.submit(
+        "echo", {"text": "A short answer, streamed word by word.", "steps": 3, "delay": 0.1}
+    )
     fail = rest.submit("fail", {"message": "the tool answered 503"})
 
     page.goto(web.url)

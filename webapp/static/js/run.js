@@ -8,7 +8,7 @@ import { ApiError, cancelJob, getAllEvents, getJob, retryJob } from "./api.js";
 import { FINAL, $, clear, compact, duration, el, frameBatcher, isoTime, absTime, pretty, refreshTimes, setBadge, timeEl } from "./dom.js";
 import { setLastSeq, subscribe } from "./live.js";
 
-const TIMELINE_WINDOW = 500;
+const TIMELINE_WINDOW = 300;
 const LOG_WINDOW = 1000;
 const STEP_WINDOW = 300;
 const TOOL_WINDOW = 300;
@@ -18,6 +18,7 @@ const root = $("#run");
 const jobId = root.dataset.job;
 const topic = `job:${jobId}`;
 window.__agentdeckLatency = window.__agentdeckLatency || [];
+const stats = (window.__agentdeckStats = { flushes: 0, flushMs: 0, drawn: 0 });
 
 const ui = {
   agent: $("#run-agent"),
@@ -270,15 +271,16 @@ function updateEarlier(hiddenCount) {
 }
 
 function appendTimeline(batch) {
+  const shown = batch.filter(shownInTimeline);
+  // A burst longer than the window: rows that would be dropped at once are never built.
+  const skip = Math.max(0, shown.length - timelineWindow);
   const frag = document.createDocumentFragment();
-  for (const ev of batch) if (shownInTimeline(ev)) frag.append(timelineRow(ev));
+  for (let i = skip; i < shown.length; i++) frag.append(timelineRow(shown[i]));
+  let extra = ui.timeline.childElementCount + shown.length - skip - timelineWindow;
+  const hidden = Number(ui.showEarlier.dataset.hidden || 0) + skip + Math.max(0, extra);
+  while (extra-- > 0) ui.timeline.firstElementChild.remove();
   ui.timeline.append(frag);
-  let extra = ui.timeline.childElementCount - timelineWindow;
-  if (extra > 0) {
-    const hidden = Number(ui.showEarlier.dataset.hidden || 0) + extra;
-    while (extra-- > 0) ui.timeline.firstElementChild.remove();
-    updateEarlier(hidden);
-  }
+  if (hidden) updateEarlier(hidden);
 }
 
 function drawOutput(ev) {
@@ -436,6 +438,7 @@ function drawOne(ev) {
 /** Draw everything queued since the last frame. */
 function flush() {
   if (!pending.length) return;
+  const began = performance.now();
   const batch = pending;
   pending = [];
   const wasAtBottom = nearBottom(ui.output);
@@ -446,6 +449,9 @@ function flush() {
   ui.outputSize.textContent = outputChars ? `${outputChars} characters` : "";
   if (wasAtBottom) ui.output.scrollTop = ui.output.scrollHeight;
   const drawnAt = performance.timeOrigin + performance.now();
+  stats.flushes += 1;
+  stats.flushMs += drawnAt - performance.timeOrigin - began;
+  stats.drawn += batch.length;
   const lat = window.__agentdeckLatency;
   for (const ev of batch) {
     if (ev.live && lat.length < LATENCY_MAX) {
