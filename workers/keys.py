@@ -40,6 +40,14 @@ class Keys:
         """Counter: how many times a worker began running the job (redeliveries cap)."""
         return f"{self.prefix}deliveries:{job}"
 
+    def restores(self, job: str) -> str:
+        """Counter: how many times the janitor put a lost job's message back."""
+        return f"{self.prefix}restores:{job}"
+
+    def lost_reported(self, job: str) -> str:
+        """Flag: the janitor already said `job.lost` for the job's last run."""
+        return f"{self.prefix}lostsaid:{job}"
+
     def lost_claim(self, hostname: str) -> str:
         """Lock: one web process handles a lost worker's jobs."""
         return f"{self.prefix}lost:{hostname}"

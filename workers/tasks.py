@@ -33,14 +33,21 @@ def _check_redelivery(publisher: Publisher, job_id: str, on_lost: str, cap: int)
     if runs == 1:
         return
     lost = runs - 1
-    publisher.emit(
-        job_id,
-        EventType.JOB_LOST,
-        {"error": "WorkerLostError: a previous run's worker died", "runs": runs},
-    )
+    try:
+        said = publisher.redis.getdel(publisher.keys.lost_reported(job_id))
+    except redis.RedisError:
+        said = None
+    if said is None:  # the pool child died (the worker lives on): nobody said it yet
+        publisher.emit(
+            job_id,
+            EventType.JOB_LOST,
+            {"error": "WorkerLostError: a previous run's worker process died", "runs": runs},
+        )
     if on_lost == "fail":
+        publisher.flush(timeout=2.0)
         raise WorkerLost("WorkerLostError: the worker running this job died (policy: fail)")
     if lost > cap:
+        publisher.flush(timeout=2.0)
         raise WorkerLost(f"WorkerLostError: the job lost its worker {lost} times; giving up")
 
 
@@ -51,6 +58,9 @@ def run_agent(self: Task, agent: str, input: dict[str, Any]) -> Any:
     publisher = get_publisher()
     job_id = self.request.id
     _check_redelivery(publisher, job_id, spec.on_lost, spec.max_redeliveries)
+    # job.started (and job.lost) are in Redis before the agent's code can crash
+    # its process: a SIGKILL loses at most what the agent said in its last moments.
+    publisher.flush(timeout=2.0)
     ctx = Context(job_id=job_id, agent=agent, publisher=publisher, redis=publisher.redis)
     handler = AgentLogHandler(ctx)
     root = logging.getLogger()

@@ -30,7 +30,14 @@ log = logging.getLogger("agentdeck.tests")
 
 OUTPUT_ROOT = REPO_ROOT / "test-output"
 # Variables the platform sets for the test process itself and for its children.
-EXPORTED = ("REDIS_URL", "DATABASE_URL", "AGENTDECK_DATA_DIR", "AGENTDECK_ADMIN_TOKEN")
+EXPORTED = (
+    "REDIS_URL",
+    "DATABASE_URL",
+    "AGENTDECK_DATA_DIR",
+    "AGENTDECK_ADMIN_TOKEN",
+    "AGENTDECK_AGENT_MODULES",
+)
+TEST_AGENTS = "tests.fault_agents"
 
 
 @dataclass
@@ -50,6 +57,7 @@ class Platform:
             "DATABASE_URL": self.database_url,
             "AGENTDECK_DATA_DIR": str(self.data_dir),
             "AGENTDECK_ADMIN_TOKEN": self.admin_token,
+            "AGENTDECK_AGENT_MODULES": TEST_AGENTS,
         }
 
     def env(self, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
@@ -91,7 +99,8 @@ def start_platform(environ: Mapping[str, str] | None = None) -> Platform:
             cleanups.append(release)
         else:
             embedded = EmbeddedRedis(
-                tmp / "valkey", port=free_port(),
+                tmp / "valkey",
+                port=free_port(),
                 config={"logfile": str(output_dir / "valkey.log")},
             )
             redis_url = embedded.start()

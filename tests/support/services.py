@@ -69,12 +69,22 @@ class Service:
 class WorkerService(Service):
     """`celery -A workers worker` with a unique hostname; ready once it logs `ready.`."""
 
-    def __init__(self, platform: Platform, *, concurrency: int = 2, name: str = "worker") -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        concurrency: int = 2,
+        name: str = "worker",
+        queues: tuple[str, ...] = (),
+    ) -> None:
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
-        argv = worker_argv(concurrency=concurrency, hostname=self.hostname)
+        argv = worker_argv(concurrency=concurrency, hostname=self.hostname, queues=queues)
         super().__init__(
             ManagedProcess(
-                name, argv, env=platform.env(), cwd=REPO_ROOT,
+                name,
+                argv,
+                env=platform.env(),
+                cwd=REPO_ROOT,
                 log_path=platform.output_dir / f"{name}.log",
             )
         )
@@ -92,12 +102,17 @@ class WebService(Service):
         self.url = local_url(self.host, self.port)
         self.ws_url = self.url.replace("http://", "ws://", 1) + "/ws"
         argv = web_argv(
-            host=self.host, port=self.port, processes=processes,
+            host=self.host,
+            port=self.port,
+            processes=processes,
             extra=["--access-logfile", "-"],
         )
         super().__init__(
             ManagedProcess(
-                name, argv, env=platform.env(), cwd=REPO_ROOT,
+                name,
+                argv,
+                env=platform.env(),
+                cwd=REPO_ROOT,
                 log_path=platform.output_dir / f"{name}.log",
             )
         )
@@ -111,5 +126,6 @@ class WebService(Service):
         if not proc.running:
             raise ProcessExited(f"web exited (code {proc.returncode}):\n{proc.tail()}")
         if not self.healthy():
-            raise TimeoutError(f"{self.url}/healthz did not answer within {timeout}s:\n"
-                               f"{proc.tail()}")
+            raise TimeoutError(
+                f"{self.url}/healthz did not answer within {timeout}s:\n{proc.tail()}"
+            )

@@ -1,0 +1,123 @@
+"""Jobs of a worker that died without a word: `job.lost`, then requeue or fail.
+
+A worker that stops heartbeating for `worker_expiry_seconds` is dead. Its
+unfinished jobs' messages sit in the broker's `unacked` hash (acks late), where
+Celery would leave them until the visibility timeout (an hour). Instead the
+janitor, within a tick, says `job.lost` and, per the agent's `on_lost` policy
+and its redeliveries cap, either puts the message back at the head of its
+queue or fails the job and drops the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from sqlalchemy import select
+
+from webapp.services import Services
+from workers.events import EventType, JobState
+from workers.models import Job
+from workers.publisher import get_publisher
+from workers.runtime import REGISTRY
+
+log = logging.getLogger("agentdeck.lost")
+
+OPEN_ON_A_WORKER = (
+    JobState.RECEIVED.value,
+    JobState.STARTED.value,
+    JobState.WAITING.value,
+    JobState.RETRY.value,
+)
+DEFAULT_CAP = 3
+
+
+def check_lost_workers(svc: Services) -> int:
+    """Handle every worker whose heartbeats stopped; returns how many jobs were lost."""
+    keys = svc.settings.keys
+    seconds, micros = svc.redis.time()
+    cutoff = seconds + micros / 1e6 - svc.settings.worker_expiry_seconds
+    dead = svc.redis.zrangebyscore(keys.worker_beats, "-inf", cutoff, withscores=True)
+    lost = 0
+    for raw_host, last_beat in dead:
+        host = raw_host.decode()
+        if svc.redis.hexists(keys.workers_offline, host):
+            continue  # said goodbye: a warm shutdown finishes or hands back its jobs
+        # One claim per (worker, last beat): a worker of the same name that comes
+        # back and dies again is handled again.
+        claim = svc.redis.set(keys.lost_claim(host), repr(last_beat), nx=False, get=True)
+        if claim is not None and claim.decode() == repr(last_beat):
+            continue
+        lost += handle_lost_worker(svc, host)
+    return lost
+
+
+def handle_lost_worker(svc: Services, host: str) -> int:
+    with svc.sessions() as s:
+        jobs = s.execute(
+            select(Job.id, Job.agent).where(Job.worker == host, Job.state.in_(OPEN_ON_A_WORKER))
+        ).all()
+    if not jobs:
+        return 0
+    wanted = {job_id: agent for job_id, agent in jobs}
+    log.warning("worker %s is gone; %d unfinished job(s)", host, len(wanted))
+    with svc.celery.connection_for_write() as conn:
+        channel: Any = conn.default_channel
+        tags = _unacked_tags(svc, channel, set(wanted))
+        for job_id, agent in wanted.items():
+            _settle(svc, channel, job_id, agent, host, tags.get(job_id))
+    return len(wanted)
+
+
+def _unacked_tags(svc: Services, channel: Any, job_ids: set[str]) -> dict[str, str]:
+    """delivery tag of each wanted job's message in the broker's unacked hash."""
+    found: dict[str, str] = {}
+    for tag, raw in svc.redis.hscan_iter(channel.unacked_key):
+        try:
+            message = json.loads(raw)[0]
+            task_id = message["headers"]["id"]
+        except (ValueError, KeyError, IndexError, TypeError):
+            continue
+        if task_id in job_ids:
+            found[task_id] = tag.decode()
+    return found
+
+
+def _settle(
+    svc: Services, channel: Any, job_id: str, agent: str | None, host: str, tag: str | None
+) -> None:
+    spec = REGISTRY.get(agent) if agent else None
+    policy = spec.on_lost if spec else "requeue"
+    cap = spec.max_redeliveries if spec else DEFAULT_CAP
+    keys = svc.settings.keys
+    restores = int(svc.redis.incr(keys.restores(job_id)))
+    svc.redis.expire(keys.restores(job_id), svc.settings.replay_ttl_seconds)
+    publisher = get_publisher()
+    reason = f"WorkerLostError: worker {host} stopped heartbeating"
+    requeue = tag is not None and policy == "requeue" and restores <= cap
+    publisher.emit(
+        job_id,
+        EventType.JOB_LOST,
+        {"error": reason, "worker": host, "requeued": requeue, "runs": restores},
+        state=JobState.PENDING.value if requeue else None,
+        wait=True,
+    )
+    svc.redis.set(keys.lost_reported(job_id), "1", ex=svc.settings.replay_ttl_seconds)
+    if requeue:
+        channel.qos.restore_by_tag(tag, leftmost=True)
+        return
+    if tag is not None:  # never to run again
+        svc.redis.pipeline().hdel(channel.unacked_key, tag).zrem(
+            channel.unacked_index_key, tag
+        ).execute()
+    why = (
+        "the message was gone"
+        if tag is None
+        else "policy: fail"
+        if policy == "fail"
+        else f"lost its worker {restores} times; giving up"
+    )
+    publisher.emit(
+        job_id, EventType.JOB_FAILED, {"error": f"{reason} ({why})", "traceback": ""}, wait=True
+    )
