@@ -31,10 +31,13 @@ def local_url(host: str, port: int) -> str:
     return f"http://{bind_address(host, port)}"
 
 
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+
+
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     """True when GET `url` answers 2xx."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with _DIRECT.open(url, timeout=timeout) as resp:
             return 200 <= int(resp.status) < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import signal
@@ -47,6 +48,7 @@ class Launcher:
         self.web: ManagedProcess | None = None
         self._signals = 0
         self._stopping = False
+        self._lock: TextIO | None = None
 
     # -- signals ------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -90,6 +92,7 @@ class Launcher:
     def start(self) -> None:
         o = self.options
         o.data_dir.mkdir(parents=True, exist_ok=True)
+        self.lock_data_dir()
         self.start_redis()
         log.info("migrating %s", redact(o.database_url))
         upgrade(o.database_url)
@@ -115,6 +118,20 @@ class Launcher:
             )
         if self.web is not None:
             self.wait_web_healthy()
+
+    def lock_data_dir(self) -> None:
+        """One launcher per data directory: two Valkeys on one append-only file corrupt it."""
+        path = self.options.data_dir / "launcher.lock"
+        self._lock = open(path, "a+")  # noqa: SIM115 (held until the process exits)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StartupError(
+                f"another launcher is using {self.options.data_dir}; stop it or pass --data-dir"
+            ) from None
+        self._lock.truncate(0)
+        self._lock.write(f"{os.getpid()}\n")
+        self._lock.flush()
 
     def start_redis(self) -> None:
         o = self.options
