@@ -59,7 +59,7 @@ def test_throwaway_postgresql_database(platform: Platform) -> None:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            assert conn.execute(text("SELECT current_database()")).scalar() in url
+            assert str(conn.execute(text("SELECT current_database()")).scalar()) in url
     finally:
         engine.dispose()
         drop()

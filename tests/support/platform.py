@@ -60,7 +60,7 @@ class Platform:
             "AGENTDECK_AGENT_MODULES": TEST_AGENTS,
         }
 
-    def env(self, base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    def env(self, base: Mapping[str, str] | None = None, /, **extra: str) -> dict[str, str]:
         """The environment for a child process: `base` (os.environ) plus the platform's."""
         return child_env(os.environ if base is None else base, {**self.exported, **extra})
 
