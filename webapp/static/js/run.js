@@ -441,13 +441,18 @@ function flush() {
   const began = performance.now();
   const batch = pending;
   pending = [];
+  const chars = outputChars;
+  // Read before writing: this layout is clean, so reading it costs nothing.
   const wasAtBottom = nearBottom(ui.output);
   for (const ev of batch) drawOne(ev);
   appendTimeline(batch);
   layoutWaterfall();
   renderHeader();
-  ui.outputSize.textContent = outputChars ? `${outputChars} characters` : "";
-  if (wasAtBottom) ui.output.scrollTop = ui.output.scrollHeight;
+  if (outputChars !== chars) {
+    ui.outputSize.textContent = `${outputChars} characters`;
+    // Follow the output while the reader is at its end (forces one layout: only when it grew).
+    if (wasAtBottom) ui.output.scrollTop = ui.output.scrollHeight;
+  }
   const drawnAt = performance.timeOrigin + performance.now();
   stats.flushes += 1;
   stats.flushMs += drawnAt - performance.timeOrigin - began;
@@ -456,7 +461,13 @@ function flush() {
   for (const ev of batch) {
     if (ev.live && lat.length < LATENCY_MAX) {
       // ms: created in the worker -> drawn; wsMs: created -> handed to the page by the WebSocket
-      lat.push({ seq: ev.seq, type: ev.type, ms: drawnAt - ev.ts * 1000, wsMs: ev.receivedAt - ev.ts * 1000 });
+      lat.push({
+        seq: ev.seq,
+        type: ev.type,
+        ts: ev.ts,
+        ms: drawnAt - ev.ts * 1000,
+        wsMs: ev.receivedAt - ev.ts * 1000,
+      });
     }
   }
 }
