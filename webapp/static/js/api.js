@@ -48,6 +48,8 @@ export const listJobs = (params) => api(`/api/jobs?${new URLSearchParams(params)
 export const listAgents = () => api("/api/agents");
 export const submitJob = (body) => api("/api/jobs", { method: "POST", body });
 export const cancelJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+export const answerJob = (id, answer) =>
+  api(`/api/jobs/${encodeURIComponent(id)}/input`, { method: "POST", body: { answer } });
 export const retryJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/retry`, { method: "POST" });
 
 /** All of a job's events after `since` ({events, epoch}), following pages until `head`. */

@@ -4,7 +4,7 @@
 // The job and its events are loaded over REST, then followed over the
 // WebSocket from the last seq seen. Events are queued and drawn once per
 // animation frame; long lists keep only their newest rows in the DOM.
-import { ApiError, cancelJob, getAllEvents, getJob, retryJob } from "./api.js";
+import { ApiError, answerJob, cancelJob, getAllEvents, getJob, retryJob } from "./api.js";
 import { FINAL, $, clear, compact, duration, el, frameBatcher, isoTime, absTime, pretty, refreshTimes, setBadge, timeEl } from "./dom.js";
 import { setLastSeq, subscribe } from "./live.js";
 
@@ -49,6 +49,11 @@ const ui = {
   timeline: $("#timeline"),
   hideOutput: $("#hide-output"),
   showEarlier: $("#show-earlier"),
+  askPanel: $("#ask-panel"),
+  askQuestion: $("#ask-question"),
+  askForm: $("#ask-form"),
+  askAnswer: $("#ask-answer"),
+  askOutcome: $("#ask-outcome"),
 };
 
 // ---- the model ----------------------------------------------------------------
@@ -430,7 +435,16 @@ function drawOne(ev) {
     case "progress":
       drawProgress(ev);
       break;
+    case "input.requested":
+      ui.askPanel.hidden = false;
+      ui.askQuestion.textContent = String(ev.data?.question ?? "");
+      ui.askOutcome.textContent = "";
+      break;
+    case "input.received":
+      ui.askPanel.hidden = true;
+      break;
     default:
+      if (FINAL.has(ev.state)) ui.askPanel.hidden = true;
       break;
   }
 }
@@ -572,6 +586,22 @@ ui.retry.addEventListener("click", async () => {
     showOutcome(`Retry failed: ${err.message}`, true);
   } finally {
     ui.retry.disabled = !FINAL.has(job?.state);
+  }
+});
+
+ui.askForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const send = ui.askForm.querySelector("button");
+  send.disabled = true;
+  ui.askOutcome.textContent = "Sending…";
+  try {
+    await answerJob(jobId, ui.askAnswer.value);
+    ui.askOutcome.textContent = "Sent; the agent carries on.";
+    ui.askAnswer.value = "";
+  } catch (err) {
+    ui.askOutcome.textContent = `Not sent: ${err.message}`;
+  } finally {
+    send.disabled = false;
   }
 });
 
