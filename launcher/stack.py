@@ -96,6 +96,8 @@ class Launcher:
         self.start_redis()
         log.info("migrating %s", redact(o.database_url))
         upgrade(o.database_url)
+        if self.stop_requested:
+            return
         env = self.child_env()
         echo = None if o.quiet else sys.stderr
         if o.worker:
