@@ -9,10 +9,10 @@ from workers.context import Context
 from workers.runtime import agent
 
 
-@agent(description="Streams `count` numbered chunks, `delay` seconds apart.")
-def chatty(ctx: Context, count: int = 100, delay: float = 0.0) -> int:
+@agent(description="Streams `count` numbered chunks (padded to `size`), `delay` s apart.")
+def chatty(ctx: Context, count: int = 100, delay: float = 0.0, size: int = 0) -> int:
     for i in range(count):
-        ctx.output(f"chunk {i + 1}\n")
+        ctx.output(f"chunk {i + 1}\n".ljust(size, "."))
         if delay:
             ctx.sleep(delay)
     return count

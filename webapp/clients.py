@@ -10,6 +10,7 @@ from webapp.replay import Item
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4001
+MERGE_LIMIT = 256 * 1024  # a frame of merged events grows to about this many characters
 
 
 def events_frame(topic: str, raws: list[str]) -> str:
@@ -57,7 +58,12 @@ class Client:
                 self._close_locked(CLOSE_TOO_SLOW, "too slow: outgoing queue over its byte bound")
                 return False
             last = self._queue[-1] if self._queue else None
-            if isinstance(item, tuple) and isinstance(last, tuple) and last[0] == item[0]:
+            if (
+                isinstance(item, tuple)
+                and isinstance(last, tuple)
+                and last[0] == item[0]
+                and sum(len(r) for r in last[1]) < MERGE_LIMIT
+            ):
                 last[1].extend(item[1])  # a burst of one job's events: one frame
             else:
                 self._queue.append(item if isinstance(item, str) else (item[0], list(item[1])))

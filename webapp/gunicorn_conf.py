@@ -8,8 +8,9 @@ every client first, so browsers reconnect to another process at once.
 from __future__ import annotations
 
 import signal
-import threading
 from typing import Any
+
+import gevent
 
 worker_class = "gevent"
 workers = 1
@@ -27,7 +28,9 @@ def post_worker_init(worker: Any) -> None:
     plain_exit = worker.handle_exit
 
     def going_away(sig: int, frame: Any) -> None:
-        threading.Thread(target=services.hub.stop, daemon=True).start()
+        # A signal handler runs in gevent's loop, where nothing may block:
+        # hand the closing to a greenlet of its own.
+        gevent.spawn(services.hub.stop)
         services.recorder.stop()
         plain_exit(sig, frame)
 

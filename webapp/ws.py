@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 from typing import Any
 
@@ -20,6 +22,7 @@ sock = Sock()
 
 MAX_FRAME_CHARS = 16_384
 MAX_SUBSCRIPTIONS = 1_000
+ABORT_AFTER = 10.0  # seconds a closing sender may stay blocked on an unread socket
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -105,8 +108,24 @@ def _send_loop(ws: Any, client: Client) -> None:
         client.close(1000)
 
 
+class _SendAll:
+    """simple-websocket writes frames with `socket.send`, which may write only part of
+    a large frame; this makes every write whole."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+    def send(self, data: bytes) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 @sock.route("/ws")
 def websocket(ws: Any) -> None:
+    ws.sock = _SendAll(ws.sock)
     svc = services()
     hub = svc.hub
     client = Client(svc.settings.client_queue_bytes)
@@ -127,4 +146,14 @@ def websocket(ws: Any) -> None:
     finally:
         hub.unregister(client)
         client.close(1000)
-        sender.join(timeout=5)
+        sender.join(timeout=ABORT_AFTER)
+        if sender.is_alive():
+            # Still stuck writing to a peer that does not read: cut the socket
+            # (the 4001 close frame already waits behind the unread data).
+            _abort(ws)
+            sender.join(timeout=5)
+
+
+def _abort(ws: Any) -> None:
+    with contextlib.suppress(OSError):
+        ws.sock.shutdown(socket.SHUT_RDWR)

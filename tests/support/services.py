@@ -96,7 +96,14 @@ class WorkerService(Service):
 class WebService(Service):
     """gunicorn (gevent) serving `webapp:create_app()` on a free port; ready on /healthz."""
 
-    def __init__(self, platform: Platform, *, name: str = "web", processes: int = 1) -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        name: str = "web",
+        processes: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.host = "127.0.0.1"
         self.port = free_port(self.host)
         self.url = local_url(self.host, self.port)
@@ -111,7 +118,7 @@ class WebService(Service):
             ManagedProcess(
                 name,
                 argv,
-                env=platform.env(),
+                env=platform.env(**(extra_env or {})),
                 cwd=REPO_ROOT,
                 log_path=platform.output_dir / f"{name}.log",
             )

@@ -21,7 +21,11 @@ class WsClient:
 
     def recv(self, timeout: float = 10.0) -> dict[str, Any]:
         self.conn.settimeout(timeout)
-        frame = json.loads(self.conn.recv())
+        opcode, data = self.conn.recv_data()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            code = int.from_bytes(data[:2], "big") if data else None
+            raise websocket.WebSocketConnectionClosedException(f"closed by the server: {code}")
+        frame = json.loads(data)
         self.frames.append(frame)
         return frame
 
