@@ -140,7 +140,7 @@ def test_retry_creates_a_new_job_with_the_same_input(web, worker):
 
 def test_idempotency_key_gives_one_job(web, worker):
     # given a submission with an idempotency key
-    body = {
+    body: dict[str, Any] = {
         "agent": "echo",
         "input": {"text": "once", "steps": 1, "delay": 0},
         "idempotency_key": f"k-{time.time_ns()}",

@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psutil
 import pytest
@@ -20,7 +21,7 @@ from tests.support.ws import WsClient, is_final
 from workers.models import EventRow
 
 
-def submit(url: str, agent: str, **input: object) -> str:
+def submit(url: str, agent: str, **input: Any) -> str:
     r = requests.post(f"{url}/api/jobs", json={"agent": agent, "input": input}, timeout=10)
     assert r.status_code == 202, r.text
     return r.json()["id"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -14,8 +15,8 @@ from tests.support.ws import WsClient, is_final
 from workers.settings import get_settings
 
 
-def submit(url: str, agent: str, queue: str | None = None, **input: object) -> str:
-    body: dict[str, object] = {"agent": agent, "input": input}
+def submit(url: str, agent: str, queue: str | None = None, **input: Any) -> str:
+    body: dict[str, Any] = {"agent": agent, "input": input}
     if queue:
         body["queue"] = queue
     r = requests.post(f"{url}/api/jobs", json=body, timeout=10)

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 from webapp import jobs
 from webapp.errors import ApiError
 from webapp.replay import events_since
-from webapp.services import services
+from webapp.services import services, text
 from workers.runtime import load_agents
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -72,7 +72,7 @@ def job_events(job_id: str) -> Any:
         "job": job_id,
         "head": replay.head,
         "complete": replay.complete,
-        "epoch": epoch.decode() if epoch else "",
+        "epoch": text(epoch) if epoch else "",
     }
     body = json.dumps(head)[:-1] + ',"events":[' + ",".join(r for _, r in replay.items) + "]}"
     return Response(body, mimetype="application/json")

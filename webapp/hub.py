@@ -21,6 +21,7 @@ from sqlalchemy.orm import sessionmaker
 
 from webapp.clients import Client, JobSub
 from webapp.replay import events_since
+from webapp.services import text
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.hub")
@@ -84,7 +85,7 @@ class Hub:
 
     def epoch(self) -> str | None:
         raw = self.redis.get(self.keys.epoch)
-        return raw.decode() if raw is not None else None
+        return text(raw) if raw is not None else None
 
     def subscribe_job(self, client: Client, job: str, since: int, epoch: str | None = None) -> None:
         topic = JOB_TOPIC_PREFIX + job

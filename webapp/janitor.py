@@ -18,7 +18,7 @@ from collections.abc import Callable
 from celery.result import AsyncResult
 from sqlalchemy import select
 
-from webapp.services import Services
+from webapp.services import Services, text
 from workers.events import FINAL_STATES, EventType, JobState
 from workers.models import Job
 from workers.publisher import get_publisher
@@ -44,7 +44,7 @@ class Janitor:
         self._stopping = False
         self.reconciled = 0
         # Extra periodic checks (lost workers) plug in here; each runs every tick.
-        self.checks: list[Callable[[], None]] = []
+        self.checks: list[Callable[[], object]] = []
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="agentdeck-janitor", daemon=True).start()
@@ -74,7 +74,7 @@ class Janitor:
         if self.svc.redis.set(key, me, nx=True, ex=int(TICK * 5)):
             return True
         holder = self.svc.redis.get(key)
-        if holder is not None and holder.decode() == me:
+        if holder is not None and text(holder) == me:
             self.svc.redis.expire(key, int(TICK * 5))
             return True
         return False
@@ -100,7 +100,7 @@ class Janitor:
 
     def _reconcile(self, job_id: str) -> bool:
         live = self.svc.redis.get(self.keys.state(job_id))
-        if live is not None and JobState(live.decode()) in FINAL_STATES:
+        if live is not None and JobState(text(live)) in FINAL_STATES:
             return False  # the recorder will catch up
         result = AsyncResult(job_id, app=self.svc.celery)
         state = result.state

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.errors import ApiError
 from webapp.history import apply_event
-from webapp.services import Services
+from webapp.services import Services, text
 from workers.events import FINAL_STATES, EnvelopeError, JobState, decode
 from workers.models import Job
 from workers.runtime import RUN_AGENT_TASK, InputError, UnknownAgent, get_agent
@@ -158,7 +158,9 @@ def fresh_state(svc: Services, job: Job) -> Job:
     """The job as of its last event: the SQL row (detached) plus what the recorder has
     not stored yet, folded in from the replay log. Redis away: the row as it is."""
     try:
-        raws = svc.redis.zrangebyscore(svc.settings.keys.log(job.id), f"({job.last_seq}", "+inf")
+        raws: list[bytes] = svc.redis.zrangebyscore(  # type: ignore[assignment]
+            svc.settings.keys.log(job.id), f"({job.last_seq}", "+inf"
+        )
     except redis.RedisError:
         return job
     for raw in raws:
@@ -248,7 +250,7 @@ def cancel(svc: Services, job_id: str) -> Job:
 
 def _force_cancel(svc: Services, job_id: str) -> None:
     live = svc.redis.get(svc.settings.keys.state(job_id))
-    if live is not None and JobState(live.decode()) not in FINAL_STATES:
+    if live is not None and JobState(text(live)) not in FINAL_STATES:
         svc.celery.control.revoke(job_id, terminate=True, signal="SIGTERM")
 
 

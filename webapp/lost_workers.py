@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from webapp.services import Services
+from webapp.services import Services, text
 from workers.events import EventType, JobState
 from workers.models import Job
 from workers.publisher import get_publisher
@@ -38,16 +38,18 @@ def check_lost_workers(svc: Services) -> int:
     keys = svc.settings.keys
     seconds, micros = svc.redis.time()
     cutoff = seconds + micros / 1e6 - svc.settings.worker_expiry_seconds
-    dead = svc.redis.zrangebyscore(keys.worker_beats, "-inf", cutoff, withscores=True)
+    dead: list[tuple[bytes, float]] = svc.redis.zrangebyscore(  # type: ignore[assignment]
+        keys.worker_beats, "-inf", cutoff, withscores=True
+    )
     lost = 0
     for raw_host, last_beat in dead:
-        host = raw_host.decode()
+        host = text(raw_host)
         if svc.redis.hexists(keys.workers_offline, host):
             continue  # said goodbye: a warm shutdown finishes or hands back its jobs
         # One claim per (worker, last beat): a worker of the same name that comes
         # back and dies again is handled again.
         claim = svc.redis.set(keys.lost_claim(host), repr(last_beat), nx=False, get=True)
-        if claim is not None and claim.decode() == repr(last_beat):
+        if claim is not None and text(claim) == repr(last_beat):
             continue
         lost += handle_lost_worker(svc, host)
     return lost
@@ -108,9 +110,10 @@ def _settle(
         channel.qos.restore_by_tag(tag, leftmost=True)
         return
     if tag is not None:  # never to run again
-        svc.redis.pipeline().hdel(channel.unacked_key, tag).zrem(
-            channel.unacked_index_key, tag
-        ).execute()
+        pipe = svc.redis.pipeline()
+        pipe.hdel(channel.unacked_key, tag)
+        pipe.zrem(channel.unacked_index_key, tag)
+        pipe.execute()
     why = (
         "the message was gone"
         if tag is None

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from webapp.history import apply_event, insert_events_ignoring_duplicates, new_job_row
+from webapp.services import text
 from workers.events import EnvelopeError, decode
 from workers.models import Job
 from workers.settings import Settings
@@ -79,9 +80,11 @@ class Recorder:
 
     def drain_once(self) -> int:
         """Record the jobs marked dirty; returns how many were looked at."""
-        entries = self.redis.zrange(self.keys.dirty, 0, BATCH_JOBS - 1, withscores=True)
+        entries: list[tuple[bytes, float]] = self.redis.zrange(  # type: ignore[assignment]
+            self.keys.dirty, 0, BATCH_JOBS - 1, withscores=True
+        )
         for raw_job, score in entries:
-            job = raw_job.decode() if isinstance(raw_job, bytes) else raw_job
+            job = text(raw_job)
             self.record_job(job)
             self._clear(keys=[self.keys.dirty], args=[job, int(score)])
         return len(entries)
@@ -99,7 +102,9 @@ class Recorder:
         with self.sessions.begin() as s:
             job = s.get(Job, job_id, with_for_update=s.get_bind().dialect.name == "postgresql")
             last = job.last_seq if job is not None else 0
-            raws = self.redis.zrangebyscore(self.keys.log(job_id), f"({last}", "+inf")
+            raws: list[bytes] = self.redis.zrangebyscore(  # type: ignore[assignment]
+                self.keys.log(job_id), f"({last}", "+inf"
+            )
             events = []
             for raw in raws:
                 try:

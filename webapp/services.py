@@ -31,6 +31,11 @@ class Services:
     janitor: Janitor | None = None
 
 
+def text(value: object) -> str:
+    """A Redis reply as text (clients here return bytes)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def services() -> Services:
     svc: Services = current_app.extensions["agentdeck"]
     return svc

@@ -98,7 +98,13 @@ async function init() {
   }
   status.textContent = `${agents.length} agent${agents.length === 1 ? "" : "s"} registered.`;
   for (const a of agents) list.append(card(a));
-  await Promise.all(agents.map((a) => loadRuns(a.name)));
+  let loadedOnce = false;
+  const loadAll = () => {
+    if (loadedOnce) return;
+    loadedOnce = true;
+    for (const a of agents) loadRuns(a.name);
+  };
+  setTimeout(loadAll, 1500); // no live feed: load anyway
   subscribe("jobs", {
     onEvents(events) {
       for (const ev of events) {
@@ -115,8 +121,10 @@ async function init() {
         }
       }
     },
-    onResubscribed() {
-      for (const name of cards.keys()) reloadSoon(name);
+    onSubscribed() {
+      // Loaded once the feed is on, so no change falls between the two.
+      if (!loadedOnce) loadAll();
+      else for (const name of cards.keys()) reloadSoon(name);
     },
   });
   setInterval(() => refreshTimes(list), 5000);

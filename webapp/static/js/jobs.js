@@ -305,13 +305,27 @@ function tick() {
 form.elements.state.value = filters.state;
 form.elements.q.value = filters.q;
 loadAgents();
+// The list is loaded once the live feed is on (and again after each reconnect),
+// so no change can fall between the two; without a feed, it loads anyway.
+let loadedOnce = false;
 subscribe("jobs", {
   onEvents(list) {
     if (loading) heldEvents.push(...list);
     for (const ev of list) applyEvent(ev);
     renderCounts();
   },
-  onResubscribed: reloadSoon,
+  onSubscribed() {
+    if (loadedOnce) reloadSoon();
+    else {
+      loadedOnce = true;
+      load();
+    }
+  },
 });
-load();
+setTimeout(() => {
+  if (!loadedOnce) {
+    loadedOnce = true;
+    load();
+  }
+}, 1500);
 setInterval(tick, 1000);

@@ -10,7 +10,8 @@
 //   epoch?: string                        // job topics: the epoch `since` counts in (REST gives it)
 //   onEvents(events)                      // envelopes, in order, each once (job topics)
 //   onReset?(): Promise<number>           // reload over REST; resolve to the new last seq
-//   onResubscribed?()                     // non-job topics: we were away, reload over REST
+//   onSubscribed?()                       // non-job topics: (re)subscribed; load over REST now,
+//                                         // so nothing between the load and the live feed is lost
 // }
 
 const BACKOFF_BASE_MS = 400;
@@ -203,7 +204,7 @@ function dispatch(frame) {
       return;
     case "subscribed":
       if (!entry) return;
-      if (!isJobTopic(frame.topic) && entry.subscribedOnce) entry.handlers.onResubscribed?.();
+      if (!isJobTopic(frame.topic)) entry.handlers.onSubscribed?.();
       entry.subscribedOnce = true;
       if (typeof frame.epoch === "string" && frame.epoch) entry.epoch = frame.epoch;
       // The server's log ends before what we have shown: it lost data; reload.

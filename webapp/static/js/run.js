@@ -267,6 +267,7 @@ function rebuildTimeline() {
   for (let i = from; i < shown.length; i++) frag.append(timelineRow(shown[i]));
   clear(ui.timeline).append(frag);
   updateEarlier(from);
+  markLong(ui.timeline);
 }
 
 function updateEarlier(hiddenCount) {
@@ -286,6 +287,13 @@ function appendTimeline(batch) {
   while (extra-- > 0) ui.timeline.firstElementChild.remove();
   ui.timeline.append(frag);
   if (hidden) updateEarlier(hidden);
+  markLong(ui.timeline);
+}
+
+const LONG_LIST = 100;
+function markLong(list) {
+  const long = list.childElementCount > LONG_LIST;
+  if (list.classList.contains("long") !== long) list.classList.toggle("long", long);
 }
 
 function drawOutput(ev) {
@@ -373,6 +381,7 @@ function drawLog(ev) {
   logCount += 1;
   ui.logsEmpty.hidden = true;
   while (ui.logs.childElementCount > LOG_WINDOW) ui.logs.firstElementChild.remove();
+  markLong(ui.logs);
 }
 
 function drawTool(ev) {
