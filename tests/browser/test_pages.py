@@ -197,3 +197,72 @@ def test_the_form_can_be_used_with_the_keyboard_alone(
     page.wait_for_url(re.compile(r"/jobs/[^/?#]+$"))
     expect_state(page, "SUCCESS")
     expect(page.locator("#output")).to_have_text("typed with keys")
+
+
+def test_a_question_from_the_agent_is_answered_from_the_run_view(
+    page: Page, web: WebService, worker: WorkerService, rest: Rest
+) -> None:
+    # Given a job whose agent asks a person a question, watched in its run view
+    job = rest.submit("ask", {"question": "<b>Deploy</b> to production?"})
+    open_run_view(page, web.url, job["id"])
+
+    # Then the page shows it WAITING with the question, as text
+    expect_state(page, "WAITING")
+    expect(page.locator("#ask-panel")).to_be_visible()
+    expect(page.locator("#ask-question")).to_have_text("<b>Deploy</b> to production?")
+
+    # When the answer is typed and sent
+    page.fill("#ask-answer", "yes, go")
+    page.click("#ask-send")
+
+    # Then the job carries on to SUCCESS with the answer as its result
+    expect_state(page, "SUCCESS")
+    expect(page.locator("#ask-panel")).to_be_hidden()
+    expect(page.locator("#result")).to_have_text("yes, go")
+
+
+def test_logs_are_filtered_by_level_and_the_error_shows_its_traceback(
+    page: Page, web: WebService, worker: WorkerService, rest: Rest
+) -> None:
+    # Given a failed job that logged a warning, in its run view
+    job = rest.submit("fail", {"message": "the tool answered 503"})
+    open_run_view(page, web.url, job["id"])
+    expect_state(page, "FAILURE")
+    warning = page.locator("#logs li.log-warning")
+    expect(warning).to_contain_text("failing on purpose")
+
+    # When only errors are asked for, the warning is hidden; from warnings up, shown again
+    page.select_option("#log-level", "error")
+    expect(warning).to_be_hidden()
+    page.select_option("#log-level", "warning")
+    expect(warning).to_be_visible()
+
+    # And the error panel has the message, the traceback one click away
+    expect(page.locator("#error")).to_have_text("RuntimeError: the tool answered 503")
+    expect(page.locator("#traceback")).to_be_hidden()
+    page.click("#error-panel summary")
+    expect(page.locator("#traceback")).to_contain_text("Traceback (most recent call last)")
+    expect(page.locator("#steps li")).to_have_count(1)
+    expect(page.locator("#retry")).to_be_enabled()
+
+
+def test_retry_from_the_run_view_links_to_the_new_run(
+    page: Page, web: WebService, worker: WorkerService, rest: Rest
+) -> None:
+    # Given a failed job in its run view
+    job = rest.submit("fail", {"message": "try me again"})
+    open_run_view(page, web.url, job["id"])
+    expect_state(page, "FAILURE")
+
+    # When Retry is pressed
+    page.click("#retry")
+
+    # Then the outcome links to the new run, which opens and runs the same input
+    link = page.locator("#retry-link")
+    expect(link).to_be_visible()
+    new_id = link.inner_text()
+    assert new_id and new_id != job["id"]
+    link.click()
+    page.wait_for_url(f"**/jobs/{new_id}")
+    expect_state(page, "FAILURE")
+    expect(page.locator("#error")).to_have_text("RuntimeError: try me again")
