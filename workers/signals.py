@@ -15,6 +15,7 @@ from typing import Any
 
 from celery import signals
 
+from workers.callargs import call_args
 from workers.events import EventType
 from workers.publisher import get_publisher
 from workers.runtime import RUN_AGENT_TASK
@@ -74,6 +75,8 @@ def on_before_task_publish(
         args = body[0] if body else []
         if len(args) >= 2:
             data["agent"], data["input"] = args[0], args[1]
+    elif (call := call_args(body, headers)) is not None:
+        data["call"] = call  # the real args, so a failed task can be retried
     # Waiting keeps job.queued first: the worker cannot see the task before
     # the broker has it, and the broker gets it only after this returns.
     get_publisher().emit(task_id, EventType.JOB_QUEUED, data, wait=True)
