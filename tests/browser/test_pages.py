@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.helpers import (
+    FINAL,
     RECORDER_SCRIPT,
     Rest,
     expect_state,
@@ -266,3 +267,50 @@ def test_retry_from_the_run_view_links_to_the_new_run(
     page.wait_for_url(f"**/jobs/{new_id}")
     expect_state(page, "FAILURE")
     expect(page.locator("#error")).to_have_text("RuntimeError: try me again")
+
+
+def test_jobs_page_filters_by_agent_and_state_searches_and_pages(
+    page: Page, web: WebService, worker: WorkerService, rest: Rest
+) -> None:
+    # Given two failed jobs and, newest, a successful one
+    fails = [rest.submit("fail", {"message": f"failure {i}"})["id"] for i in range(2)]
+    echo = rest.submit("echo", {"text": "ok", "steps": 0, "delay": 0})["id"]
+    for job_id in [*fails, echo]:
+        wait_for_state(web.url, job_id, FINAL)
+    rows = page.locator("#jobs tbody tr")
+
+    # When the list shows one job a page, Older and Newer walk through them
+    page.goto(f"{web.url}/?limit=1")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-job", echo)
+    page.click("#older")
+    expect(rows.first).to_have_attribute("data-job", fails[1])
+    page.click("#older")
+    expect(rows.first).to_have_attribute("data-job", fails[0])
+    page.click("#newer")
+    expect(rows.first).to_have_attribute("data-job", fails[1])
+    page.click("#newer")
+    expect(rows.first).to_have_attribute("data-job", echo)
+    expect(page.locator("#newer")).to_be_disabled()
+
+    # When filtered by agent, only that agent's jobs are listed
+    page.goto(web.url)
+    page.select_option("#filters select[name=agent]", "fail")
+    expect(page).to_have_url(re.compile(r"agent=fail"))
+    expect(rows.first).to_have_attribute("data-job", fails[1])
+    for text in rows.locator("td:nth-child(2)").all_inner_texts():
+        assert text == "fail"
+
+    # When a state's counter is clicked, only jobs in that state are listed
+    page.click('a.count[data-state="SUCCESS"]')
+    expect(page).to_have_url(re.compile(r"state=SUCCESS"))
+    expect(rows).to_have_count(0)
+    expect(page.locator("#jobs-empty")).to_be_visible()
+    page.click("#filters button[type=reset]")
+    expect(rows.first).to_have_attribute("data-job", echo)
+
+    # When searching for part of an id, that job is found
+    page.fill("#filters input[name=q]", fails[0][:13])
+    page.keyboard.press("Enter")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-job", fails[0])

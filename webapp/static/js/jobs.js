@@ -4,7 +4,7 @@ import { listAgents, listJobs } from "./api.js";
 import { FINAL, STATES, $, absTime, announcer, clear, duration, el, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
 import { subscribe } from "./live.js";
 
-const PAGE_SIZE = 50;
+const DEFAULT_PAGE_SIZE = 50;
 const MAX_ROWS = 200;
 
 const form = $("#filters");
@@ -16,6 +16,7 @@ const newerBtn = $("#newer");
 const announce = announcer($("#announce"));
 
 const params = new URLSearchParams(location.search);
+const PAGE_SIZE = Math.min(Math.max(Number(params.get("limit")) || DEFAULT_PAGE_SIZE, 1), 200);
 const filters = { state: params.get("state") || "", agent: params.get("agent") || "", q: params.get("q") || "" };
 let cursor = params.get("cursor") || "";
 const cursorStack = []; // the cursors of the newer pages we came through
@@ -72,6 +73,7 @@ function renderCounts() {
   for (const a of document.querySelectorAll(".count")) {
     a.setAttribute("aria-current", filters.state === a.dataset.state ? "true" : "false");
     const q = new URLSearchParams({ ...filters, state: a.dataset.state });
+    if (PAGE_SIZE !== DEFAULT_PAGE_SIZE) q.set("limit", String(PAGE_SIZE));
     for (const [k, v] of [...q]) if (!v) q.delete(k);
     a.href = `?${q}`;
   }
@@ -219,7 +221,7 @@ function applyEvent(ev) {
       tr.classList.add("fresh");
       rows.set(id, { tr, job });
       tbody.prepend(tr);
-      while (tbody.childElementCount > MAX_ROWS) {
+      while (tbody.childElementCount > Math.max(MAX_ROWS, PAGE_SIZE)) {
         const last = tbody.lastElementChild;
         rows.delete(last.dataset.job);
         last.remove();
@@ -238,6 +240,7 @@ function syncUrl() {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
   if (cursor) q.set("cursor", cursor);
+  if (PAGE_SIZE !== DEFAULT_PAGE_SIZE) q.set("limit", String(PAGE_SIZE));
   const url = q.toString() ? `?${q}` : location.pathname;
   history.replaceState(null, "", url);
 }
