@@ -134,24 +134,33 @@ class Hub:
         except Exception as exc:  # Redis or SQL away: the client must reload later
             log.warning("replay of %s failed: %s", job, exc)
             replay = None
+        epoch = self._epoch_or_empty() if announce else ""  # no I/O under the client's lock
         with client.lock:
             sub = client.subs.get(topic)
             if sub is None:
                 return
-            if replay is None or not replay.complete:
-                client.subs.pop(topic, None)
-                client.put(json.dumps({"type": "reset", "topic": topic}))
-                return
-            if announce:
-                frame = {"type": "subscribed", "topic": topic, "head": replay.head}
-                frame["epoch"] = self._epoch_or_empty()
-                client.put(json.dumps(frame))
-            pending = sorted(sub.pending or [])
-            sub.pending = None
-            client.deliver_locked(topic, sub, replay.items)
-            if not client.deliver_locked(topic, sub, pending):
-                sub.pending = []  # still a hole: go round again
-                self._spawn_resync(client, job)
+            reset = replay is None or not replay.complete
+            if not reset and replay is not None:
+                if announce:
+                    client.put(
+                        json.dumps(
+                            {
+                                "type": "subscribed",
+                                "topic": topic,
+                                "head": replay.head,
+                                "epoch": epoch,
+                            }
+                        )
+                    )
+                pending = sorted(sub.pending or [])
+                sub.pending = None
+                client.deliver_locked(topic, sub, replay.items)
+                if not client.deliver_locked(topic, sub, pending):
+                    sub.pending = []  # still a hole: go round again
+                    self._spawn_resync(client, job)
+        if reset:
+            self.unsubscribe(client, topic)
+            client.put(json.dumps({"type": "reset", "topic": topic}))
 
     def _epoch_or_empty(self) -> str:
         try:
