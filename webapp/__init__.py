@@ -8,6 +8,7 @@ import redis
 from flask import Flask
 
 from webapp.errors import register_error_handlers
+from webapp.monitor import init_monitor
 from webapp.services import Services
 from workers.models import make_engine, make_sessionmaker
 from workers.settings import Settings, get_settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     svc.janitor.checks.append(lambda: check_lost_workers(svc))
     register_error_handlers(app)
     _register_blueprints(app)
+    init_monitor(app, background=background)  # Flower-style monitoring (webapp/monitor/)
     if background:
         hub.start()
         recorder.start()

@@ -103,6 +103,16 @@ class Keys:
         return f"{self.prefix}workers:offline"
 
     @property
+    def workers_expired(self) -> str:
+        """Hash: worker hostname -> time the web saw its heartbeats stop (absent: beating)."""
+        return f"{self.prefix}workers:expired"
+
+    @property
+    def ws_clients(self) -> str:
+        """Hash: web process -> "count time": WebSocket clients it holds, for /metrics."""
+        return f"{self.prefix}metrics:ws"
+
+    @property
     def dashboard_samples(self) -> str:
         """List: the dashboard's samples, newest first, capped at an hour."""
         return f"{self.prefix}dash:samples"
@@ -112,10 +122,9 @@ class Keys:
         """String: the worker counters the last dashboard sample was taken from."""
         return f"{self.prefix}dash:totals"
 
-    @property
-    def dashboard_lock(self) -> str:
-        """Lock taken by the one web process that takes the next sample."""
-        return f"{self.prefix}dash:lock"
+    def dashboard_lock(self, slot: int) -> str:
+        """Taken by the one web process that takes the sample of this time slot."""
+        return f"{self.prefix}dash:lock:{slot}"
 
     @property
     def latency(self) -> str:

@@ -7,21 +7,35 @@ sends it all every `heartbeat_seconds` in one round trip (`presence.py`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from celery import signals
 
 from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED, SharedCounters
-from workers.signals import _loud
 
 log = logging.getLogger("agentdeck.monitor")
 
 SENT_HEADER = "agentdeck_sent"
 _END_COLUMN = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED}
+
+
+def loud(fn: Callable[..., None]) -> Callable[..., None]:
+    """Celery swallows what a receiver raises: log it instead."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            log.exception("agentdeck monitor receiver %s failed", fn.__name__)
+
+    return wrapper
 
 
 class WorkerStats:
@@ -70,7 +84,7 @@ STATS = WorkerStats()
 
 
 @signals.worker_init.connect
-@_loud
+@loud
 def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
     # Before the pool forks: the children inherit the shared counters.
     app = getattr(sender, "app", None)
@@ -84,14 +98,14 @@ def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
 
 
 @signals.before_task_publish.connect
-@_loud
+@loud
 def on_publish_stamp(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
     if headers is not None:
         headers[SENT_HEADER] = time.time()
 
 
 @signals.task_received.connect
-@_loud
+@loud
 def on_received(request: Any = None, **kwargs: Any) -> None:
     name = request.name
     with STATS.lock:
@@ -100,7 +114,7 @@ def on_received(request: Any = None, **kwargs: Any) -> None:
 
 
 @signals.task_revoked.connect
-@_loud
+@loud
 def on_revoked(request: Any = None, **kwargs: Any) -> None:
     name = getattr(request, "name", None) or "other"
     with STATS.lock:
@@ -108,7 +122,7 @@ def on_revoked(request: Any = None, **kwargs: Any) -> None:
 
 
 @signals.task_prerun.connect
-@_loud
+@loud
 def on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     counters = STATS.counters
     if counters is None or task_id is None:
@@ -120,7 +134,7 @@ def on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> No
 
 
 @signals.task_postrun.connect
-@_loud
+@loud
 def on_postrun(
     task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any
 ) -> None:

@@ -17,15 +17,14 @@ from typing import Any
 
 from celery import signals
 
-from workers.monitor import STATS
+from workers.monitor import STATS, loud
 from workers.publisher import get_publisher
 from workers.settings import get_settings
-from workers.signals import _loud
 from workers.worker_info import snapshot
 
 log = logging.getLogger("agentdeck.presence")
 
-# KEYS: beats, info, offline. ARGV: hostname, payload, channel, going offline ("1"/"0")
+# KEYS: beats, info, offline, expired. ARGV: hostname, payload, channel, going offline ("1"/"0")
 BEAT_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -36,6 +35,7 @@ if ARGV[4] == '1' then
 else
   redis.call('HDEL', KEYS[3], ARGV[1])
 end
+redis.call('HDEL', KEYS[4], ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[2])
 return 1
 """
@@ -73,7 +73,7 @@ class Heartbeat:
         try:
             k = self.settings.keys
             self._script(
-                keys=[k.worker_beats, k.workers, k.workers_offline],
+                keys=[k.worker_beats, k.workers, k.workers_offline, k.workers_expired],
                 args=[
                     self.hostname,
                     self.payload(type_),
@@ -94,7 +94,7 @@ _heartbeat: Heartbeat | None = None
 
 
 @signals.worker_ready.connect
-@_loud
+@loud
 def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     global _heartbeat
     if _heartbeat is not None:
@@ -108,7 +108,7 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
 
 
 @signals.worker_shutdown.connect
-@_loud
+@loud
 def on_worker_shutdown(**kwargs: Any) -> None:
     global _heartbeat
     if _heartbeat is not None:

@@ -11,6 +11,7 @@ from celery.worker import state as worker_state
 
 from workers.monitor import WorkerStats
 
+MAX_REGISTERED = 1000
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -44,6 +45,15 @@ def _queues(consumer: Any) -> list[str]:
         return sorted(q.name for q in tc.queues) if tc is not None else []
     except Exception:
         return []
+
+
+def registered(consumer: Any) -> list[str]:
+    """The worker's task names, without Celery's own (bounded)."""
+    try:
+        names = consumer.app.tasks.keys()
+    except Exception:
+        return []
+    return sorted(n for n in names if not n.startswith("celery."))[:MAX_REGISTERED]
 
 
 def snapshot(consumer: Any, stats: WorkerStats, started: float, freq: float) -> dict[str, Any]:
@@ -94,5 +104,6 @@ def snapshot(consumer: Any, stats: WorkerStats, started: float, freq: float) -> 
         "freq": freq,
         "started": started,
         "sw_ver": celery.__version__,
+        "registered": registered(consumer),
         "tasks": per_task,
     }

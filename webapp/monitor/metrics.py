@@ -1,0 +1,149 @@
+"""`GET /metrics`: Prometheus text, computed at scrape time from Redis.
+
+Flower's metric names and labels, from the workers' heartbeats (their
+counters are cumulative per worker process, as Prometheus counters are), plus
+Agentdeck's own: queue depths, WebSocket clients of every web process,
+events published and the event delivery latency histogram. Nothing is kept
+in the web process between scrapes, so any number of web processes agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+from webapp.monitor import broker, histo
+from webapp.monitor.latency import LATENCY_BUCKETS
+from webapp.monitor.loop import ws_clients_total
+from webapp.monitor.presence import list_workers
+from webapp.services import Services, services, text
+
+bp = Blueprint("metrics", __name__)
+
+EVENT_TYPES = (
+    ("task-received", "received"),
+    ("task-started", "started"),
+    ("task-succeeded", "succeeded"),
+    ("task-failed", "failed"),
+    ("task-retried", "retried"),
+    ("task-revoked", "revoked"),
+)
+
+
+def flower_families(workers: list[dict[str, Any]]) -> Iterator[Metric]:
+    events = CounterMetricFamily(
+        "flower_events", "Number of events", labels=["worker", "type", "task"]
+    )
+    runtime = HistogramMetricFamily(
+        "flower_task_runtime_seconds", "Task runtime", labels=["worker", "task"]
+    )
+    prefetch = GaugeMetricFamily(
+        "flower_task_prefetch_time_seconds",
+        "The time the task spent waiting at the celery worker to be executed.",
+        labels=["worker", "task"],
+    )
+    prefetched = GaugeMetricFamily(
+        "flower_worker_prefetched_tasks",
+        "Number of tasks of given type prefetched at a worker",
+        labels=["worker", "task"],
+    )
+    online = GaugeMetricFamily("flower_worker_online", "Worker online status", labels=["worker"])
+    executing = GaugeMetricFamily(
+        "flower_worker_number_of_currently_executing_tasks",
+        "Number of tasks currently executing at a worker",
+        labels=["worker"],
+    )
+    for w in workers:
+        host = w["hostname"]
+        online.add_metric([host], 1.0 if w["online"] else 0.0)
+        if not w["online"]:
+            continue
+        info = w["info"]
+        executing.add_metric([host], float(info.get("active", 0)))
+        for name, t in sorted((info.get("tasks") or {}).items()):
+            for type_, field in EVENT_TYPES:
+                if t.get(field):
+                    events.add_metric([host, type_, name], float(t[field]))
+            if t.get("runtime"):
+                buckets = [(le, float(n)) for le, n in histo.cumulative(t["runtime"])]
+                runtime.add_metric([host, name], buckets, float(t.get("runtime_sum", 0.0)))
+            if "prefetch_time" in t:
+                prefetch.add_metric([host, name], float(t["prefetch_time"]))
+            prefetched.add_metric([host, name], float(t.get("prefetched", 0)))
+    yield from (events, runtime, prefetch, prefetched, online, executing)
+
+
+def agentdeck_families(svc: Services, workers: list[dict[str, Any]]) -> Iterator[Metric]:
+    ready = GaugeMetricFamily(
+        "agentdeck_queue_length", "Messages ready in the broker queue", labels=["queue"]
+    )
+    unacked = GaugeMetricFamily(
+        "agentdeck_queue_unacked",
+        "Messages taken by a worker, not yet acknowledged",
+        labels=["queue"],
+    )
+    for q in broker.queues(svc, workers):
+        ready.add_metric([q["name"]], float(q["messages"]))
+        unacked.add_metric([q["name"]], float(q["unacked"]))
+    yield ready
+    yield unacked
+    yield GaugeMetricFamily(
+        "agentdeck_websocket_clients",
+        "WebSocket clients connected to all web processes",
+        value=float(ws_clients_total(svc)),
+    )
+    k = svc.settings.keys
+    published = svc.redis.hget(k.metrics, "events_published")
+    yield CounterMetricFamily(
+        "agentdeck_events_published",
+        "Events published (given a seq and sent on pub/sub)",
+        value=float(text(published)) if published else 0.0,
+    )
+    yield GaugeMetricFamily(
+        "agentdeck_workers_online",
+        "Workers sending heartbeats",
+        value=float(sum(1 for w in workers if w["online"])),
+    )
+    raw = {text(f): text(v) for f, v in svc.redis.hgetall(k.latency).items()}
+    buckets = []
+    running = 0.0
+    for i in range(len(LATENCY_BUCKETS) + 1):
+        running += float(raw.get(str(i), 0))
+        le = repr(LATENCY_BUCKETS[i]) if i < len(LATENCY_BUCKETS) else "+Inf"
+        buckets.append((le, running))
+    latency = HistogramMetricFamily(
+        "agentdeck_event_delivery_latency_seconds",
+        "Event created (its ts) to fanned out to WebSocket clients by a web process",
+    )
+    latency.add_metric([], buckets, float(raw.get("sum", 0.0)))
+    yield latency
+
+
+class _Collector:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def collect(self) -> Iterator[Metric]:
+        workers = list_workers(self.svc)
+        yield from flower_families(workers)
+        yield from agentdeck_families(self.svc, workers)
+
+
+def render(svc: Services) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector(svc))  # type: ignore[arg-type]
+    return generate_latest(registry)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    return Response(render(services()), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,147 @@
+"""The monitoring pages' own JSON API, under /api/monitor/ (Flower's API is separate)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from webapp.errors import ApiError
+from webapp.jobs import retry as retry_agent_job
+from webapp.monitor import broker, dashboard, presence, taskviews
+from webapp.monitor.auth import admin_required, check_admin
+from webapp.monitor.inspect import inspect_workers
+from webapp.monitor.taskcalls import call_of, retry_task
+from webapp.services import services
+from workers.models import Job
+
+bp = Blueprint("monitor_api", __name__, url_prefix="/api/monitor")
+
+PAGE_MAX = 200
+
+
+@bp.get("/whoami")
+def whoami() -> Any:
+    svc = services()
+    try:
+        check_admin()
+        admin = True
+    except ApiError:
+        admin = False
+    return jsonify({"admin": admin, "token_configured": bool(svc.settings.admin_token)})
+
+
+@bp.get("/workers")
+def workers() -> Any:
+    svc = services()
+    return jsonify(
+        {
+            "workers": presence.list_workers(svc),
+            "heartbeat_seconds": svc.settings.heartbeat_seconds,
+            "expiry_seconds": svc.settings.worker_expiry_seconds,
+        }
+    )
+
+
+@bp.get("/workers/<path:host>")
+def worker(host: str) -> Any:
+    svc = services()
+    found = presence.get_worker(svc, host)
+    if found is None:
+        raise ApiError(404, "unknown_worker", f"no worker {host!r}")
+    if found["online"] and request.args.get("inspect", "1") != "0":
+        found["inspect"] = inspect_workers(svc, [host]).get(host, {})
+    return jsonify(found)
+
+
+@bp.delete("/workers/<path:host>")
+@admin_required
+def purge(host: str) -> Any:
+    if not presence.purge_worker(services(), host):
+        raise ApiError(409, "not_offline", f"{host!r} is unknown or still online")
+    return jsonify({"purged": host})
+
+
+@bp.get("/broker")
+def broker_page() -> Any:
+    svc = services()
+    url = str(svc.celery.conf.broker_url or "")
+    safe_url = url.split("@")[-1] if "@" in url else url
+    return jsonify(
+        {
+            "broker": safe_url,
+            "queues": broker.queues(svc, presence.list_workers(svc)),
+            "ts": time.time(),
+        }
+    )
+
+
+@bp.get("/dashboard")
+def dashboard_history() -> Any:
+    try:
+        window = min(max(float(request.args.get("window", 900)), 10.0), 3600.0)
+    except ValueError:
+        raise ApiError(400, "bad_request", '"window" must be a number of seconds') from None
+    return jsonify(
+        {"sample_every": dashboard.SAMPLE_EVERY, "samples": dashboard.history(services(), window)}
+    )
+
+
+def task_row(job: Job) -> dict[str, Any]:
+    row = taskviews.flower_task(job)
+    row["agent"] = job.agent
+    row["queue_wait"] = (
+        round(job.started_at - job.created_at, 6) if job.started_at and job.created_at else None
+    )
+    return row
+
+
+@bp.get("/tasks")
+def tasks() -> Any:
+    args = request.args.to_dict()
+    args.setdefault("until", str(time.time()))
+    limit = min(taskviews.int_arg(args, "limit", 50) or 50, PAGE_MAX)
+    args["limit"] = str(limit)
+    with services().sessions() as s:
+        rows, total = taskviews.query(s, args, default_limit=limit, count=True)
+        names = taskviews.task_types(s) if args.get("types") == "1" else None
+        body: dict[str, Any] = {
+            "tasks": [task_row(r) for r in rows],
+            "total": total,
+            "offset": int(args.get("offset") or 0),
+            "limit": limit,
+            "until": float(args["until"]),
+        }
+    if names is not None:
+        body["types"] = names
+    return jsonify(body)
+
+
+@bp.get("/tasks/<task_id>")
+def task(task_id: str) -> Any:
+    svc = services()
+    with svc.sessions() as s:
+        job = s.get(Job, task_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no task {task_id!r}")
+        row = task_row(job)
+        row["children"] = taskviews.children_of(s, task_id)
+        row["retry_of"] = job.retry_of
+        row["created_at"] = job.created_at
+    row["retryable"] = job.state in ("FAILURE", "REVOKED") and (
+        job.agent is not None or call_of(svc, task_id) is not None
+    )
+    return jsonify(row)
+
+
+@bp.post("/tasks/<task_id>/retry")
+@admin_required
+def retry(task_id: str) -> Any:
+    svc = services()
+    with svc.sessions() as s:
+        job = s.get(Job, task_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no task {task_id!r}")
+    new_id = retry_agent_job(svc, task_id).id if job.agent is not None else retry_task(svc, job)
+    return jsonify({"task-id": new_id, "retry_of": task_id}), 202

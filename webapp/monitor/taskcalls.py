@@ -1,0 +1,129 @@
+"""Sending tasks by name (Flower's apply/send) and retrying a failed one."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from celery.result import AsyncResult
+from flask import request
+from sqlalchemy import select
+
+from webapp.errors import ApiError
+from webapp.monitor.presence import list_workers
+from webapp.services import Services, text
+from workers.events import EventType
+from workers.models import EventRow, Job
+
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+OPTIONS = ("countdown", "eta", "expires", "queue", "priority", "routing_key", "exchange")
+RETRYABLE = ("FAILURE", "REVOKED")
+
+
+def registered_names(svc: Services) -> set[str]:
+    """Task names this app knows plus those any known worker has registered."""
+    names = {n for n in svc.celery.tasks if not n.startswith("celery.")}
+    for w in list_workers(svc):
+        names.update(w["info"].get("registered") or [])
+    return names
+
+
+def _body() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
+    raw = request.get_data(cache=True)
+    try:
+        body = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    args = body.pop("args", [])
+    kwargs = body.pop("kwargs", {})
+    if not isinstance(args, list):
+        raise ApiError(400, "bad_request", "args must be an array")
+    if not isinstance(kwargs, dict):
+        raise ApiError(400, "bad_request", "kwargs must be an object")
+    unknown = sorted(set(body) - set(OPTIONS))
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown option {unknown[0]!r}")
+    options = dict(body)
+    try:
+        if "eta" in options:
+            options["eta"] = datetime.strptime(str(options["eta"]), DATE_FORMAT)
+        if "countdown" in options:
+            options["countdown"] = float(options["countdown"])
+        if "expires" in options:
+            try:
+                options["expires"] = float(options["expires"])
+            except ValueError:
+                options["expires"] = datetime.strptime(str(options["expires"]), DATE_FORMAT)
+    except (TypeError, ValueError):
+        raise ApiError(400, "bad_request", "Invalid option") from None
+    return args, kwargs, options
+
+
+def async_apply(svc: Services, name: str) -> AsyncResult:
+    if name not in registered_names(svc):
+        raise ApiError(404, "unknown_task", f"Unknown task '{name}'")
+    args, kwargs, options = _body()
+    return svc.celery.send_task(name, args=args, kwargs=kwargs, **options)
+
+
+def _safe(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def wait_result(result: AsyncResult, timeout: float) -> dict[str, Any]:
+    """{"result", "traceback"?} once ready within `timeout`, else {}."""
+    try:
+        result.get(timeout=timeout, propagate=False)
+    except Exception:  # a timeout: not ready yet
+        return {}
+    out: dict[str, Any] = {"result": _safe(result.result)}
+    if result.state == "FAILURE":
+        out["result"] = repr(result.result)
+        out["traceback"] = result.traceback
+    return out
+
+
+def call_of(svc: Services, job_id: str) -> dict[str, Any] | None:
+    """The task's real args and kwargs, kept by job.queued (`call`) when they were small."""
+    with svc.sessions() as s:
+        data = s.scalar(
+            select(EventRow.data)
+            .where(EventRow.job_id == job_id, EventRow.type == EventType.JOB_QUEUED.value)
+            .order_by(EventRow.seq)
+            .limit(1)
+        )
+    if data is None:  # not recorded yet: the replay log has it
+        for raw in svc.redis.zrangebyscore(svc.settings.keys.log(job_id), 1, 5):
+            event = json.loads(text(raw))
+            if event.get("type") == EventType.JOB_QUEUED.value:
+                data = event.get("data")
+                break
+    call = (data or {}).get("call")
+    return call if isinstance(call, dict) else None
+
+
+def retry_task(svc: Services, job: Job) -> str:
+    """Send a failed (or revoked) plain task again: same name, args, kwargs and queue."""
+    if job.state not in RETRYABLE:
+        raise ApiError(
+            409, "not_failed", f"only failed or revoked tasks can be retried ({job.state})"
+        )
+    call = call_of(svc, job.id)
+    if call is None or not job.name:
+        raise ApiError(409, "args_unknown", "this task's arguments were not recorded (too large?)")
+    new_id = str(uuid.uuid4())
+    options: dict[str, Any] = {"task_id": new_id}
+    if job.queue:
+        options["queue"] = job.queue
+    svc.celery.send_task(
+        job.name, args=call.get("args") or [], kwargs=call.get("kwargs") or {}, **options
+    )
+    return new_id
