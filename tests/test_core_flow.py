@@ -167,3 +167,24 @@ def test_agents_are_served_with_their_json_schema(web):
     assert agents["fail"]["input_schema"]["required"] == ["message"]
     assert agents["sleep"]["input_schema"]["properties"]["seconds"]["type"] == "number"
     assert agents["echo"]["description"]
+
+
+def test_tool_calls_logging_and_progress_become_events(web, worker):
+    # given the research agent, which calls a tool per source and logs with `logging`
+    job = submit(web.url, "research", topic="otters", sources=2, delay=0)
+    ws = WsClient(web.url)
+    try:
+        ws.subscribe_job(job["id"])
+        # when it runs
+        events = ws.events_until(job["id"], is_final)
+    finally:
+        ws.close()
+    # then each tool call shows its arguments and result, and logging became log events
+    called = [e["data"] for e in events if e["type"] == "tool.called"]
+    returned = [e["data"] for e in events if e["type"] == "tool.returned"]
+    assert called == [{"tool": "search", "args": {"query": "otters", "page": p}} for p in (1, 2)]
+    assert returned[1] == {"tool": "search", "result": {"hits": 1, "first": "otters: finding 2"}}
+    logs = [e["data"] for e in events if e["type"] == "log"]
+    assert {"level": "info", "message": "read otters: finding 1"} in logs
+    assert [e["data"] for e in events if e["type"] == "progress"][-1] == {"done": 2, "total": 2}
+    assert events[-1]["data"]["result"]["notes"] == ["otters: finding 1", "otters: finding 2"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from workers.context import Context
 from workers.runtime import agent
 
@@ -30,3 +32,21 @@ def fail(ctx: Context, message: str) -> None:
 def sleep(ctx: Context, seconds: float) -> float:
     ctx.sleep(seconds)
     return seconds
+
+
+@agent(description="A tour of the context: steps, tool calls, logs, progress and output.")
+def research(ctx: Context, topic: str, sources: int = 3, delay: float = 0.05) -> dict[str, object]:
+    notes: list[str] = []
+    for i in range(sources):
+        with ctx.step(f"source {i + 1}"):
+            with ctx.tool("search", {"query": topic, "page": i + 1}) as call:
+                ctx.sleep(delay)
+                found = f"{topic}: finding {i + 1}"
+                call.returned({"hits": 1, "first": found})
+            logging.getLogger(__name__).info("read %s", found)
+            notes.append(found)
+            ctx.progress(i + 1, sources)
+    with ctx.step("write up"):
+        for note in notes:
+            ctx.output(note + "\n")
+    return {"topic": topic, "notes": notes}
