@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.support.ws import WsClient, is_final
+from tests.support.ws import WsClient, is_final, watch_to_end
 
 
 def submit(web_url: str, agent: str, **input: Any) -> dict[str, Any]:
@@ -54,12 +54,7 @@ def test_echo_streams_every_event_in_order_and_rest_matches(web, worker):
 def test_late_subscriber_with_since_gets_exactly_the_rest(web, worker):
     # given an echo job that has finished
     job = submit(web.url, "echo", text="a b c d", steps=2, delay=0)
-    ws = WsClient(web.url)
-    try:
-        ws.subscribe_job(job["id"])
-        everything = ws.events_until(job["id"], is_final)
-    finally:
-        ws.close()
+    everything = watch_to_end(web.url, job["id"])
     n = len(everything)
     # when a late client subscribes with since=k
     k = 4
@@ -78,13 +73,8 @@ def test_late_subscriber_with_since_gets_exactly_the_rest(web, worker):
 def test_fail_ends_in_failure_with_message_and_traceback(web, worker):
     # given a fail job
     job = submit(web.url, "fail", message="kaboom 42")
-    ws = WsClient(web.url)
-    try:
-        ws.subscribe_job(job["id"])
-        # when it runs
-        events = ws.events_until(job["id"], is_final)
-    finally:
-        ws.close()
+    # when it runs
+    events = watch_to_end(web.url, job["id"])
     # then it ends FAILURE with the message and a traceback
     last = events[-1]
     assert last["type"] == "job.failed" and last["state"] == "FAILURE"
@@ -172,13 +162,8 @@ def test_agents_are_served_with_their_json_schema(web):
 def test_tool_calls_logging_and_progress_become_events(web, worker):
     # given the research agent, which calls a tool per source and logs with `logging`
     job = submit(web.url, "research", topic="otters", sources=2, delay=0)
-    ws = WsClient(web.url)
-    try:
-        ws.subscribe_job(job["id"])
-        # when it runs
-        events = ws.events_until(job["id"], is_final)
-    finally:
-        ws.close()
+    # when it runs
+    events = watch_to_end(web.url, job["id"])
     # then each tool call shows its arguments and result, and logging became log events
     called = [e["data"] for e in events if e["type"] == "tool.called"]
     returned = [e["data"] for e in events if e["type"] == "tool.returned"]

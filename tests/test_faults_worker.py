@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.support import WorkerService
-from tests.support.ws import WsClient, is_final
+from tests.support.ws import WsClient, is_final, watch_to_end
 from workers.settings import get_settings
 
 
@@ -24,20 +24,11 @@ def submit(url: str, agent: str, queue: str | None = None, **input: Any) -> str:
     return r.json()["id"]
 
 
-def run_to_end(url: str, job_id: str, timeout: float = 60) -> list[dict]:
-    ws = WsClient(url)
-    try:
-        ws.subscribe_job(job_id)
-        return ws.events_until(job_id, is_final, timeout=timeout)
-    finally:
-        ws.close()
-
-
 def test_pool_child_killed_ends_failure_with_the_worker_lost_error(web, worker):
     # given an agent whose policy is to fail when its worker dies
     job_id = submit(web.url, "crash")
     # when its pool child is killed mid-run
-    events = run_to_end(web.url, job_id)
+    events = watch_to_end(web.url, job_id)
     # then the job shows job.lost and ends FAILURE with the worker-lost error
     types = [e["type"] for e in events]
     assert "job.lost" in types
@@ -49,7 +40,7 @@ def test_a_job_that_kills_its_worker_every_time_stops_after_the_cap(web, worker)
     # given an agent that kills its process on every run, requeued at most twice
     job_id = submit(web.url, "crash_always")
     # when it runs
-    events = run_to_end(web.url, job_id, timeout=90)
+    events = watch_to_end(web.url, job_id, timeout=90)
     # then it ran 1 + 2 times, its fourth delivery was refused, and it ended FAILURE
     types = [e["type"] for e in events]
     assert types.count("job.lost") == 3

@@ -69,3 +69,15 @@ class WsClient:
 
 def is_final(event: dict[str, Any]) -> bool:
     return event["state"] in ("SUCCESS", "FAILURE", "REVOKED")
+
+
+def watch_to_end(
+    base_url: str, job_id: str, since: int = 0, timeout: float = 60.0
+) -> list[dict[str, Any]]:
+    """Subscribe to a job from `since` and collect its events up to the final one."""
+    ws = WsClient(base_url)
+    try:
+        ws.subscribe_job(job_id, since=since)
+        return ws.events_until(job_id, is_final, timeout=timeout)
+    finally:
+        ws.close()
