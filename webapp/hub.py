@@ -44,6 +44,7 @@ class Hub:
         self.connected = False
         self.instance_id = uuid.uuid4().hex  # names this web process in Redis leases
         self.on_event: Callable[[str], None] | None = None
+        self.on_raw: Callable[[str], None] | None = None  # every envelope (latency metric)
         self.delivered = 0
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -231,6 +232,8 @@ class Hub:
             self._fanout(JOBS_TOPIC, raw)
         if self.on_event is not None:
             self.on_event(job)
+        if self.on_raw is not None:
+            self.on_raw(raw)
 
     def _fanout(self, topic: str, raw: str) -> None:
         with self.lock:

@@ -33,10 +33,11 @@ CHECK_EVERY = 0.5
 
 
 def silence_limit(svc: Services) -> float:
-    """Beats missing this long mean offline; checked every CHECK_EVERY, so a dead
-    worker is shown offline within `worker_expiry_seconds` of its last beat."""
+    """Beats missing this long mean offline. Checked every CHECK_EVERY, so a worker
+    that dies just after a beat is shown offline within `worker_expiry_seconds` of its
+    death, with a margin for the push; a beat may be late by twice its interval."""
     s = svc.settings
-    return max(s.heartbeat_seconds * 1.5, s.worker_expiry_seconds - CHECK_EVERY - 0.1)
+    return max(s.heartbeat_seconds * 1.5, s.worker_expiry_seconds - 2 * CHECK_EVERY)
 
 
 def redis_now(client: redis.Redis) -> float:

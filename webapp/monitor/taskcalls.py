@@ -63,10 +63,26 @@ def _body() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     return args, kwargs, options
 
 
+def queue_for(svc: Services, name: str) -> str | None:
+    """A queue consumed by an online worker that registered `name` (None: the default).
+
+    The web app does not know another app's routes; a task it does not know
+    itself goes where a worker that can run it listens."""
+    if name in svc.celery.tasks:
+        return None
+    for w in list_workers(svc):
+        queues = w["info"].get("queues") or []
+        if w["online"] and queues and name in (w["info"].get("registered") or []):
+            return str(queues[0])
+    return None
+
+
 def async_apply(svc: Services, name: str) -> AsyncResult:
     if name not in registered_names(svc):
         raise ApiError(404, "unknown_task", f"Unknown task '{name}'")
     args, kwargs, options = _body()
+    if "queue" not in options and (queue := queue_for(svc, name)):
+        options["queue"] = queue
     return svc.celery.send_task(name, args=args, kwargs=kwargs, **options)
 
 
@@ -124,6 +140,6 @@ def retry_task(svc: Services, job: Job) -> str:
     if job.queue:
         options["queue"] = job.queue
     svc.celery.send_task(
-        job.name, args=call.get("args") or [], kwargs=call.get("kwargs") or {}, **options
+        job.name, args=tuple(call.get("args") or ()), kwargs=call.get("kwargs") or {}, **options
     )
     return new_id
