@@ -59,6 +59,11 @@ class Job(Base):
         Index("ix_jobs_state_created", "state", "created_at"),
         Index("ix_jobs_agent_created", "agent", "created_at"),
         Index("ix_jobs_name_created", "name", "created_at"),
+        # monitoring: Flower's sorts and filters, children of a task
+        Index("ix_jobs_received", "received_at"),
+        Index("ix_jobs_started", "started_at"),
+        Index("ix_jobs_worker_created", "worker", "created_at"),
+        Index("ix_jobs_parent", "parent_id"),
     )
 
 
