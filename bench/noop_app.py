@@ -1,0 +1,41 @@
+"""The benchmark's Celery app: one no-op task, Agentdeck's receivers on or off.
+
+`BENCH_MONITOR=1` imports `workers.monitoring` (the one line a user adds),
+`signals` only the task event receivers, `presence` only the heartbeat and
+counters; anything else leaves a bare Celery app.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+QUEUE = "agentdeck-bench"
+
+app = Celery("bench", broker=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=int(os.environ.get("BENCH_PREFETCH", "4")),
+    task_ignore_result=True,
+    task_default_queue=QUEUE,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+_mode = os.environ.get("BENCH_MONITOR", "0")
+if _mode == "1":
+    import workers.monitoring  # noqa: F401
+elif _mode == "signals":
+    import workers.signals  # noqa: F401
+elif _mode == "presence":
+    import workers.monitor  # noqa: F401
+    import workers.presence  # noqa: F401
+
+
+@app.task(name="bench.noop")
+def noop() -> None:
+    return None

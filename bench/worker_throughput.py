@@ -1,0 +1,160 @@
+"""Worker throughput on a no-op task: bare Celery vs. Celery with Agentdeck's receivers.
+
+    python -m bench.worker_throughput [--tasks 10000] [--rounds 3] [--concurrency 2]
+
+Each round fills the queue with N no-op tasks, starts a worker (bare, then
+with `import workers.monitoring`, alternating in the same run) and times
+the drain: from the first message taken to an empty queue with nothing
+unacked. Worker start-up is not timed. Prints tasks/s per round, the
+medians and the ratio; the target is a cost under 10%.
+
+Uses REDIS_URL (default redis://127.0.0.1:6379/0) with its own queue and key
+prefix, and deletes only those keys.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "agentdeck-bench:"
+QUEUE = "agentdeck-bench"
+
+
+MODE = "1"
+
+
+def _env(monitor: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env["AGENTDECK_KEY_PREFIX"] = PREFIX
+    env["BENCH_MONITOR"] = MODE if monitor else "0"
+    return env
+
+
+def _clean(r: redis.Redis) -> None:
+    keys = list(r.scan_iter(match=f"{PREFIX}*", count=1000))
+    for i in range(0, len(keys), 1000):
+        r.delete(*keys[i : i + 1000])
+    r.delete(QUEUE, "unacked", "unacked_index", "unacked_mutex")
+
+
+def _fill(n: int, monitor: bool) -> None:
+    code = (
+        "from bench.noop_app import noop\n"
+        f"for _ in range({n}): noop.apply_async()\n"
+        "import workers.publisher as p\n"
+        "if p._publisher: p._publisher.flush(30)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=_env(monitor), check=True, cwd=ROOT)
+
+
+def _cpu(proc: psutil.Process) -> float:
+    """CPU seconds of the worker and its pool so far."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _redis_cpu(r: redis.Redis) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def _drain(
+    r: redis.Redis, n: int, args: argparse.Namespace, monitor: bool
+) -> tuple[float, float, float]:
+    """(wall seconds, worker CPU seconds, Redis CPU seconds) of the drain."""
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "bench.noop_app", "worker",
+        "-c", str(args.concurrency), "-P", args.pool, "-Q", QUEUE, "--loglevel=WARNING",
+        "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "bench@%h",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=_env(monitor), cwd=ROOT, stdout=subprocess.DEVNULL)
+    ps = psutil.Process(proc.pid)
+    try:
+        deadline = time.monotonic() + 60
+        while r.llen(QUEUE) >= n:  # the worker is starting
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the worker did not start")
+            time.sleep(0.002)
+        t0, c0, rc0 = time.perf_counter(), _cpu(ps), _redis_cpu(r)
+        while r.llen(QUEUE) or r.hlen("unacked"):
+            if time.monotonic() > deadline + 600:
+                raise RuntimeError("the queue did not drain")
+            time.sleep(0.005)
+        return time.perf_counter() - t0, _cpu(ps) - c0, _redis_cpu(r) - rc0
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--tasks", type=int, default=10_000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--concurrency", type=int, default=2)
+    ap.add_argument("--pool", default="prefork")
+    ap.add_argument("--prefetch", type=int, default=4, help="worker_prefetch_multiplier")
+    ap.add_argument(
+        "--only",
+        choices=("signals", "presence"),
+        help="measure one half: the task event receivers, or heartbeat and counters",
+    )
+    args = ap.parse_args()
+    global MODE
+    MODE = args.only or "1"
+    os.environ["BENCH_PREFETCH"] = str(args.prefetch)
+    r = redis.Redis.from_url(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    rates: dict[str, list[float]] = {"bare": [], "agentdeck": []}
+    cpu: dict[str, list[float]] = {"bare": [], "agentdeck": []}
+    n = args.tasks
+    print(
+        f"{n} no-op tasks, pool {args.pool} x{args.concurrency}, prefetch x{args.prefetch},"
+        f" {args.rounds} rounds, Agentdeck part: {args.only or 'all (import workers.monitoring)'}"
+    )
+    try:
+        for i in range(args.rounds):
+            for label in ("bare", "agentdeck"):
+                monitor = label == "agentdeck"
+                _clean(r)
+                _fill(n, monitor)
+                wall, worker_cpu, redis_cpu = _drain(r, n, args, monitor)
+                rates[label].append(n / wall)
+                cpu[label].append((worker_cpu + redis_cpu) / n * 1e6)
+                print(
+                    f"round {i + 1} {label:>9}: {n / wall:7.0f} tasks/s, CPU per task: "
+                    f"worker {worker_cpu / n * 1e6:5.0f} us + Redis {redis_cpu / n * 1e6:4.0f} us"
+                )
+    finally:
+        _clean(r)
+    bare, ours = statistics.median(rates["bare"]), statistics.median(rates["agentdeck"])
+    cbare, cours = statistics.median(cpu["bare"]), statistics.median(cpu["agentdeck"])
+    ratio = ours / bare
+    print(f"median bare Celery:    {bare:7.0f} tasks/s, {cbare:5.0f} us CPU per task")
+    print(f"median with Agentdeck: {ours:7.0f} tasks/s, {cours:5.0f} us CPU per task")
+    print(f"throughput ratio: {ratio:.3f} (cost {100 * (1 - ratio):.1f}%, target < 10%)")
+    print(f"CPU per task ratio: {cours / cbare:.3f} (bare / ours = {cbare / cours:.3f})")
+    return 0 if ratio > 0.9 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
