@@ -55,6 +55,10 @@ class Keys:
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"
 
+    def receipt(self, token: str) -> str:
+        """What one publish call returned, so its retry publishes nothing twice."""
+        return f"{self.prefix}receipt:{token}"
+
     # --- global ------------------------------------------------------------
     @property
     def dirty(self) -> str:

@@ -30,19 +30,31 @@ from workers.settings import Settings, get_settings
 log = logging.getLogger("agentdeck.publisher")
 
 # One call publishes a whole batch, in order.
-# KEYS: dirty, metrics, epoch, then per event: seq, log, state
+# KEYS: dirty, metrics, epoch, receipt, then per event: seq, log, state
 # ARGV: max_events, ttl, channel, epoch_candidate,
 #       then per event: job, head, mid, new_state, tail, seq_floor, state_fallback
 # The floor and fallback are what this process last saw of the job: if Redis
 # lost its data, the job's seq goes on from there instead of restarting at 1.
+# The receipt makes a retry idempotent: a call that timed out may still have
+# run (a paused Redis runs what was sent once it resumes), so the retry, under
+# the same receipt, gets the first run's seqs back for the events that run
+# published and publishes only the rest (a receipt lives 60 s; retries come
+# within seconds). The epoch gets the server's clock appended, so each data
+# loss gives a new one, even when the same process is the first to publish.
 PUBLISH_LUA = """
-redis.call('SET', KEYS[3], ARGV[4], 'NX')
+local out = {}
+local receipt = redis.call('GET', KEYS[4])
+if receipt then out = cjson.decode(receipt) end
+local skip = #out / 2
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[3], ARGV[4] .. '-' .. t[1] .. '.' .. t[2])
+end
 local cap = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local n = (#KEYS - 3) / 3
-local out = {}
-for i = 0, n - 1 do
-  local k = 3 + i * 3
+local n = (#KEYS - 4) / 3
+for i = skip, n - 1 do
+  local k = 4 + i * 3
   local a = 4 + i * 7
   local seq = redis.call('INCR', KEYS[k + 1])
   local floor = tonumber(ARGV[a + 6])
@@ -75,7 +87,8 @@ for i = 0, n - 1 do
   out[#out + 1] = seq
   out[#out + 1] = st
 end
-redis.call('HINCRBY', KEYS[2], 'events_published', n)
+redis.call('SET', KEYS[4], cjson.encode(out), 'EX', 60)
+if n > skip then redis.call('HINCRBY', KEYS[2], 'events_published', n - skip) end
 return out
 """
 
@@ -122,6 +135,7 @@ class Publisher:
         self._buffer: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._epoch_candidate = uuid.uuid4().hex
+        self._receipt: str | None = None  # the last call's, while its outcome is unknown
         self._seen: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self.stats = PublisherStats()
         self._thread = threading.Thread(target=self._run, name="agentdeck-publisher", daemon=True)
@@ -206,7 +220,9 @@ class Publisher:
     def _publish(self, batch: list[_Pending]) -> list[int]:
         k = self.keys
         s = self.settings
-        keys = [k.dirty, k.metrics, k.epoch]
+        if self._receipt is None:
+            self._receipt = uuid.uuid4().hex
+        keys = [k.dirty, k.metrics, k.epoch, k.receipt(self._receipt)]
         args: list[Any] = [
             s.replay_max_events,
             s.replay_ttl_seconds,
@@ -217,7 +233,14 @@ class Publisher:
             floor, fallback = self._seen.get(item.job, (0, ""))
             keys += [k.seq(item.job), k.log(item.job), k.state(item.job)]
             args += [item.job, *item.args[:4], floor, fallback]
-        out = self._script(keys=keys, args=args)
+        try:
+            out = self._script(keys=keys, args=args)
+        except redis.RedisError:
+            raise  # it may have run: the retry of this batch goes under the same receipt
+        except BaseException:
+            self._receipt = None  # the batch is dropped: the next one is another
+            raise
+        self._receipt = None
         seqs = []
         for i, item in enumerate(batch):
             seq, state = int(out[2 * i]), out[2 * i + 1]
