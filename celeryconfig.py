@@ -16,6 +16,9 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 broker_connection_retry_on_startup = True
 broker_transport_options = {"visibility_timeout": 3600}
+# kombu's Redis transport, minus the restore of running tasks when the broker
+# connection is lost (Redis restarted): see workers/broker.py.
+broker_transport = "workers.broker:Transport"
 result_expires = 7 * 24 * 3600
 # Agentdeck has its own event pipe; Celery's event stream stays off.
 worker_send_task_events = False
