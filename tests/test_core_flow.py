@@ -173,3 +173,13 @@ def test_tool_calls_logging_and_progress_become_events(web, worker):
     assert {"level": "info", "message": "read otters: finding 1"} in logs
     assert [e["data"] for e in events if e["type"] == "progress"][-1] == {"done": 2, "total": 2}
     assert events[-1]["data"]["result"]["notes"] == ["otters: finding 1", "otters: finding 2"]
+
+
+def test_an_agent_runs_lifecycle_events_come_in_their_natural_order(web, worker):
+    # given several quick agent jobs
+    jobs = [submit(web.url, "echo", text="x", steps=1, delay=0)["id"] for _ in range(5)]
+    for job_id in jobs:
+        # when each has run
+        types = [e["type"] for e in watch_to_end(web.url, job_id)]
+        # then queued, received and started come in that order
+        assert types[:3] == ["job.queued", "job.received", "job.started"]

@@ -85,8 +85,16 @@ def on_before_task_publish(
 @signals.task_received.connect
 @_loud
 def on_task_received(request: Any = None, **kwargs: Any) -> None:
+    # The pool child says job.started through its own publisher; for an agent run
+    # (milliseconds at least) waiting here keeps job.received before it in the
+    # timeline. Plain tasks don't wait: the worker's throughput matters more, and
+    # the state never goes back (the publish script keeps STARTED).
     get_publisher().emit(
-        request.id, EventType.JOB_RECEIVED, {"worker": request.hostname, "name": request.name}
+        request.id,
+        EventType.JOB_RECEIVED,
+        {"worker": request.hostname, "name": request.name},
+        wait=request.name == RUN_AGENT_TASK,
+        timeout=1.0,
     )
 
 
