@@ -253,6 +253,27 @@ def test_each_data_loss_gives_a_new_epoch_even_when_the_same_process_publishes_f
     assert epochs[0] and epochs[1] and epochs[0] != epochs[1]
 
 
+def test_resuming_while_redis_is_down_gets_reset_and_the_connection_stays(
+    stack: Any, ctl: RedisControl
+) -> None:
+    _, web = stack
+    # given a client that followed a job to its end, and knows its last seq and epoch
+    job_id = submit(web.url, "echo", text="a b", steps=1, delay=0)
+    ws = WsClient(web.url)
+    view = JobView(web.url, job_id).follow(ws, timeout=30)
+    # when Redis is down and the client resumes on the same connection
+    ctl.server.stop()
+    try:
+        answer = ws.subscribe_job(job_id, since=view.last, epoch=view.epoch)
+        ws.send({"op": "ping"})
+        pong = ws.wait_for(lambda f: f["type"] == "pong")
+    finally:
+        ctl.server.start()
+        ws.close()
+    # then it is told to reload (reset), and its connection is still served
+    assert answer["type"] == "reset" and pong
+
+
 # -- 4. the web process's pub/sub connection killed ----------------------------------------------
 def test_pubsub_connection_killed_mid_stream_client_sees_every_event_once(
     web: WebService, worker: WorkerService, platform: Platform

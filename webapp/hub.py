@@ -91,7 +91,12 @@ class Hub:
     def subscribe_job(self, client: Client, job: str, since: int, epoch: str | None = None) -> None:
         topic = JOB_TOPIC_PREFIX + job
         if epoch is not None and since > 0:
-            current = self.epoch()
+            try:
+                current = self.epoch()
+            except redis.RedisError as exc:  # Redis away: nothing to replay from, as in _resync
+                log.warning("epoch of %s unknown: %s", job, exc)
+                client.put(json.dumps({"type": "reset", "topic": topic}))
+                return
             if current is not None and current != epoch:
                 # Redis lost its data since the client counted: its seq means nothing now.
                 client.put(json.dumps({"type": "reset", "topic": topic, "reason": "epoch"}))
