@@ -135,7 +135,9 @@ class Publisher:
         self._buffer: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._epoch_candidate = uuid.uuid4().hex
-        self._receipt: str | None = None  # the last call's, while its outcome is unknown
+        # The last call's receipt while its outcome is unknown (it raised): the next call
+        # must be serialized with it and start with the same events, as a retry does.
+        self._receipt: str | None = None
         self._seen: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self.stats = PublisherStats()
         self._thread = threading.Thread(target=self._run, name="agentdeck-publisher", daemon=True)
