@@ -25,7 +25,7 @@ from launcher.net import wait_until
 from tests.support import Platform, WebService, WorkerService
 from tests.support.follow import JobView
 from tests.support.own_redis import RedisControl, start_own_redis_platform
-from tests.support.ws import WsClient
+from tests.support.ws import WsClient, is_final
 from workers.keys import Keys
 from workers.models import EventRow, Job, make_engine
 
@@ -222,10 +222,16 @@ def test_redis_data_lost_mid_job_stale_resume_gets_reset_and_the_job_still_ends(
     # and a client resuming with its old since and epoch gets reset, not wrong events
     back = WsClient(web.url)
     answer = back.subscribe_job(job_id, since=since, epoch=epoch)
-    back.close()
     assert answer["type"] == "reset"
+    # and the page, reloaded over REST and subscribed from there, sees the job end
+    page = JobView(web.url, job_id)
+    page.reload()
+    page.subscribe(back)
+    page.run(back, until=lambda v: any(is_final(e) for e in v.events.values()), timeout=60)
+    back.close()
+    assert (page.gaps, page.dups, page.resets) == (0, 0, 0)
     # and the job does not stay STARTED: it ends final, live and in SQL
-    assert wait_until(lambda: r.get(KEYS.state(job_id)) in FINAL, 60)
+    assert r.get(KEYS.state(job_id)) in FINAL
     assert wait_until(lambda: getattr(sql_job(own_sql, job_id), "state", None) in FINAL, 20)
     # and SQL keeps the history recorded before the loss
     after = {(row.seq, row.type) for row in sql_events(own_sql, job_id)}

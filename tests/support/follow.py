@@ -37,7 +37,7 @@ class JobView:
 
     @property
     def last(self) -> int:
-        """The end of the run 1..last held without a hole: where to resume from."""
+        """The end of the run 1..last held without a hole."""
         n = 0
         while n + 1 in self.events:
             n += 1
@@ -49,7 +49,9 @@ class JobView:
         return last > 0 and last == max(self.events) and is_final(self.events[last])
 
     def subscribe_frame(self) -> dict[str, Any]:
-        since = self.last
+        # From the highest seq held, as the page does: after a reload that could not be
+        # complete (Redis lost events), the hole stays a hole instead of a reset loop.
+        since = max(self.events, default=0)
         self._expect = since + 1
         frame: dict[str, Any] = {"op": "subscribe", "topic": self.topic, "since": since}
         if self.epoch and since:
