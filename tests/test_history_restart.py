@@ -55,10 +55,13 @@ def test_events_emitted_while_web_is_down_reach_sql_and_rest(web, worker, redis_
     web.start()
     # then the full history is in SQL, including what happened while web was down
     head = int(redis_client.get(get_settings().keys.seq(job_id)))
-    assert wait_until(
-        lambda: requests.get(f"{web.url}/api/jobs/{job_id}", timeout=10).json()["last_seq"] == head,
-        timeout=20,
-    ), "the recorder did not catch up"
+
+    def recorded() -> int:
+        with Session(sql_engine) as s:
+            row = s.get(Job, job_id)
+            return row.last_seq if row is not None else 0
+
+    assert wait_until(lambda: recorded() == head, timeout=20), "the recorder did not catch up"
     with Session(sql_engine) as s:
         rows = s.scalars(
             select(EventRow).where(EventRow.job_id == job_id).order_by(EventRow.seq)
