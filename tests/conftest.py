@@ -24,6 +24,8 @@ from tests.support import Platform, WebService, WorkerService, start_platform
 from tests.support.services import Service
 from workers.models import make_engine
 
+pytest_plugins = ("tests.support.browser",)
+
 _state: dict[str, object] = {}
 
 

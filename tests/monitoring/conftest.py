@@ -18,7 +18,6 @@ import pytest
 
 from launcher.commands import REPO_ROOT, WORKER_READY
 from launcher.processes import ManagedProcess
-from tests.browser.conftest import browser, page, page_errors, playwright  # noqa: F401, F811
 from tests.monitoring.helpers import Api, wait_for_worker
 from tests.support import Platform
 from tests.support.services import Service
@@ -73,7 +72,7 @@ def api(web: Any, admin_token: str) -> Api:
 
 
 @pytest.fixture
-def admin_page(page: Any, admin_token: str) -> Any:  # noqa: F811
+def admin_page(page: Any, admin_token: str) -> Any:
     """The browser page with the admin token entered (as a person would, once per tab)."""
     page.add_init_script(f"sessionStorage.setItem('agentdeck.adminToken', {admin_token!r})")
     return page

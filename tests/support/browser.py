@@ -1,8 +1,9 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright (no browser download).
+"""Browser fixtures, a pytest plugin: Debian's Chromium driven by Playwright.
 
-The platform fixtures (`web`, `worker`, `output_dir`, ...) come from
-tests/conftest.py; this file only adds the browser, a page per test that
-fails the test on any uncaught script error or CSP violation, and helpers.
+Loaded once from tests/conftest.py, so the page tests and the monitoring
+tests share one Playwright and one browser (two sync Playwrights cannot run
+in one process). Adds the browser, a page per test that fails the test on any
+uncaught script error or CSP violation, and a phone-sized page.
 """
 
 from __future__ import annotations
