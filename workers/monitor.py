@@ -22,6 +22,7 @@ from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED, SharedCounters
 log = logging.getLogger("agentdeck.monitor")
 
 SENT_HEADER = "agentdeck_sent"
+RECEIVED_KEY = "agentdeck_received"  # stamped on the request the pool child gets
 _END_COLUMN = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED}
 
 
@@ -46,8 +47,8 @@ class WorkerStats:
         self.lock = threading.Lock()
         self.received: dict[str, int] = {}
         self.revoked: dict[str, int] = {}
-        self.pending: dict[str, tuple[Any, str, float]] = {}  # id -> (request, name, received)
-        self.prefetch_time: dict[str, float] = {}
+        self.prefetch_time: dict[str, float] = {}  # task -> mean of the last heartbeat interval
+        self._prefetch_seen: dict[str, tuple[float, int]] = {}
         self._slot_pid = 0
         self._slot = 0
         self._starts: dict[str, float] = {}
@@ -63,21 +64,15 @@ class WorkerStats:
             self._slot_pid = pid
         return self._slot
 
-    def take_prefetch_times(self, live_ids: set[str] | Any) -> None:
-        """Received -> started at the worker, for the runs that started since last time."""
-        with self.lock:
-            items = list(self.pending.items())
-        done = []
-        for task_id, (request, name, received) in items:
-            started = getattr(request, "time_start", None)
-            if started:
-                self.prefetch_time[name] = max(0.0, started - received)
-                done.append(task_id)
-            elif task_id not in live_ids:
-                done.append(task_id)  # finished, revoked or rejected before we looked
-        with self.lock:
-            for task_id in done:
-                self.pending.pop(task_id, None)
+    def update_prefetch_times(self, per_task: dict[str, dict[str, Any]]) -> None:
+        """Received -> started at the worker: the mean over the runs that started since
+        the previous heartbeat (the last mean when none did)."""
+        for name, t in per_task.items():
+            total, n = float(t.pop("prefetch_sum", 0.0)), int(t.pop("prefetch_n", 0))
+            before_total, before_n = self._prefetch_seen.get(name, (0.0, 0))
+            if n > before_n:
+                self.prefetch_time[name] = max(0.0, (total - before_total) / (n - before_n))
+            self._prefetch_seen[name] = (total, n)
 
 
 STATS = WorkerStats()
@@ -110,13 +105,17 @@ def on_received(request: Any = None, **kwargs: Any) -> None:
     name = request.name
     with STATS.lock:
         STATS.received[name] = STATS.received.get(name, 0) + 1
-        STATS.pending[request.id] = (request, name, time.time())
+    # The pool child gets this dict as its task.request: it measures the prefetch
+    # time itself, and this process keeps nothing per task.
+    request_dict = getattr(request, "_request_dict", None)
+    if isinstance(request_dict, dict):
+        request_dict[RECEIVED_KEY] = time.time()
 
 
 @signals.task_revoked.connect
 @loud
-def on_revoked(request: Any = None, **kwargs: Any) -> None:
-    name = getattr(request, "name", None) or "other"
+def on_revoked(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
+    name = getattr(sender, "name", None) or getattr(request, "task", None) or "other"
     with STATS.lock:
         STATS.revoked[name] = STATS.revoked.get(name, 0) + 1
 
@@ -128,9 +127,13 @@ def on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> No
     if counters is None or task_id is None:
         return
     STATS._starts[task_id] = time.monotonic()
-    sent = getattr(task.request, SENT_HEADER, None)
-    wait = time.time() - sent if isinstance(sent, (int, float)) else None
-    counters.started(STATS.slot(), task.name, wait)
+    req = task.request
+    now = time.time()
+    sent = getattr(req, SENT_HEADER, None)
+    received = getattr(req, RECEIVED_KEY, None)
+    wait = now - sent if isinstance(sent, (int, float)) else None
+    prefetch = now - received if isinstance(received, (int, float)) else None
+    counters.started(STATS.slot(), task.name, wait, prefetch)
 
 
 @signals.task_postrun.connect

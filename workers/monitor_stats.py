@@ -19,8 +19,8 @@ from typing import Any
 BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BUCKETS += (30.0, 60.0, 300.0)
 NB = len(BUCKETS) + 1
-STARTED, SUCCEEDED, FAILED, RETRIED, RUNTIME_SUM, WAIT_SUM = range(6)
-RUNTIME_B = 6
+STARTED, SUCCEEDED, FAILED, RETRIED, RUNTIME_SUM, WAIT_SUM, PREFETCH_SUM, PREFETCH_N = range(8)
+RUNTIME_B = 8
 WAIT_B = RUNTIME_B + NB
 COLS = WAIT_B + NB
 MICRO = 1_000_000
@@ -48,7 +48,7 @@ class SharedCounters:
         t = self.index.get(name, self.other)
         return ((slot % self.slots) * self.tasks + t) * COLS
 
-    def started(self, slot: int, name: str, wait: float | None) -> None:
+    def started(self, slot: int, name: str, wait: float | None, prefetch: float | None) -> None:
         base = self._base(slot, name)
         c = self.cells
         with self.lock:
@@ -56,6 +56,9 @@ class SharedCounters:
             if wait is not None and wait >= 0:
                 c[base + WAIT_SUM] += int(wait * MICRO)
                 c[base + WAIT_B + bucket_of(wait)] += 1
+            if prefetch is not None and prefetch >= 0:
+                c[base + PREFETCH_SUM] += int(prefetch * MICRO)
+                c[base + PREFETCH_N] += 1
 
     def finished(self, slot: int, name: str, column: int, runtime: float | None) -> None:
         base = self._base(slot, name)
@@ -89,5 +92,7 @@ class SharedCounters:
                 "runtime": row[RUNTIME_B : RUNTIME_B + NB],
                 "wait_sum": row[WAIT_SUM] / MICRO,
                 "wait": row[WAIT_B : WAIT_B + NB],
+                "prefetch_sum": row[PREFETCH_SUM] / MICRO,
+                "prefetch_n": row[PREFETCH_N],
             }
         return out

@@ -62,8 +62,8 @@ def snapshot(consumer: Any, stats: WorkerStats, started: float, freq: float) -> 
     active = list(worker_state.active_requests)
     active_set = set(active)
     reserved = [r for r in list(worker_state.reserved_requests) if r not in active_set]
-    stats.take_prefetch_times(set(worker_state.requests))
     per_task = stats.counters.totals() if stats.counters is not None else {}
+    stats.update_prefetch_times(per_task)
     with stats.lock:
         received = dict(stats.received)
         revoked = dict(stats.revoked)

@@ -84,3 +84,14 @@ def wait_state(api: Api, task_id: str, state: str, timeout: float = 30.0) -> Non
         ws.events_until(task_id, lambda e: e["state"] == state, timeout=timeout)
     finally:
         ws.close()
+
+
+def wait_for_heartbeat(api: Api, host: str, timeout: float = 10.0) -> dict[str, Any]:
+    """The worker's next heartbeat after now (its counts then include what ran so far)."""
+    first = wait_for_worker(api, host, online=True, timeout=timeout)["last_heartbeat"]
+
+    def find() -> dict[str, Any]:
+        workers = api.get("/api/monitor/workers")["workers"]
+        return next(w for w in workers if w["hostname"] == host)
+
+    return eventually(find, lambda w: w["last_heartbeat"] > first, timeout)

@@ -7,7 +7,7 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.monitoring import plain_app
-from tests.monitoring.helpers import Api, eventually, wait_final
+from tests.monitoring.helpers import Api, eventually, wait_final, wait_for_heartbeat
 
 
 def _tasks(api: Api, **params: object) -> dict:
@@ -92,8 +92,9 @@ def _samples(api: Api) -> dict[tuple[str, tuple], float]:
 
 
 def test_metrics_parse_and_counters_move(api, online_plain_worker):
-    # given the metrics now
+    # given the metrics now (once a heartbeat has counted every task run so far)
     host = online_plain_worker.hostname
+    wait_for_heartbeat(api, host)
     key = (
         "flower_events_total",
         (("task", "plain.add"), ("type", "task-succeeded"), ("worker", host)),
