@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 import uuid
@@ -30,9 +31,12 @@ from workers.settings import Settings, get_settings
 log = logging.getLogger("agentdeck.publisher")
 
 # One call publishes a whole batch, in order.
-# KEYS: dirty, metrics, epoch, receipt, then per event: seq, log, state
-# ARGV: max_events, ttl, channel, epoch_candidate,
-#       then per event: job, head, mid, new_state, tail, seq_floor, state_fallback
+# KEYS: dirty, metrics, epoch, receipt
+# ARGV: max_events, ttl, channel, epoch_candidate, then the prefixes of the seq, log
+#       and state keys, then one argument per event, its fields joined by \x1f:
+#       job, head, mid, new_state, tail, seq_floor, state_fallback
+# (one argument per event, not ten: packing the arguments was most of the
+# publisher's CPU; the per-job keys are the prefixes plus the job id).
 # The floor and fallback are what this process last saw of the job: if Redis
 # lost its data, the job's seq goes on from there instead of restarting at 1.
 # The receipt makes a retry idempotent: a call that timed out may still have
@@ -42,6 +46,18 @@ log = logging.getLogger("agentdeck.publisher")
 # within seconds). The epoch gets the server's clock appended, so each data
 # loss gives a new one, even when the same process is the first to publish.
 PUBLISH_LUA = """
+local function fields(s)
+  local f, start = {}, 1
+  while true do
+    local i = string.find(s, '\\31', start, true)
+    if not i then
+      f[#f + 1] = string.sub(s, start)
+      return f
+    end
+    f[#f + 1] = string.sub(s, start, i - 1)
+    start = i + 1
+  end
+end
 local out = {}
 local receipt = redis.call('GET', KEYS[4])
 if receipt then out = cjson.decode(receipt) end
@@ -52,20 +68,20 @@ if redis.call('EXISTS', KEYS[3]) == 0 then
 end
 local cap = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local n = (#KEYS - 4) / 3
+local n = #ARGV - 7
 for i = skip, n - 1 do
-  local k = 4 + i * 3
-  local a = 4 + i * 7
-  local seq = redis.call('INCR', KEYS[k + 1])
-  local floor = tonumber(ARGV[a + 6])
+  local e = fields(ARGV[8 + i])
+  local kseq, klog, kstate = ARGV[5] .. e[1], ARGV[6] .. e[1], ARGV[7] .. e[1]
+  local seq = redis.call('INCR', kseq)
+  local floor = tonumber(e[6])
   if seq <= floor then
     seq = floor + 1
-    redis.call('SET', KEYS[k + 1], seq)
+    redis.call('SET', kseq, seq)
   end
-  local stored = redis.call('GET', KEYS[k + 3])
+  local stored = redis.call('GET', kstate)
   local cur = stored
-  if not cur and ARGV[a + 7] ~= '' then cur = ARGV[a + 7] end
-  local st = ARGV[a + 4]
+  if not cur and e[7] ~= '' then cur = e[7] end
+  local st = e[4]
   if st == '' then
     st = cur or 'PENDING'
   elseif cur == 'SUCCESS' or cur == 'FAILURE' or cur == 'REVOKED' then
@@ -73,16 +89,16 @@ for i = skip, n - 1 do
   elseif st == 'RECEIVED' and cur == 'STARTED' then
     st = cur
   end
-  if st ~= stored then redis.call('SET', KEYS[k + 3], st, 'EX', ttl) end
-  local ev = ARGV[a + 2] .. seq .. ARGV[a + 3] .. st .. ARGV[a + 5]
-  redis.call('ZADD', KEYS[k + 2], seq, ev)
-  if seq > cap then redis.call('ZREMRANGEBYRANK', KEYS[k + 2], 0, -(cap + 1)) end
+  if st ~= stored then redis.call('SET', kstate, st, 'EX', ttl) end
+  local ev = e[2] .. seq .. e[3] .. st .. e[5]
+  redis.call('ZADD', klog, seq, ev)
+  if seq > cap then redis.call('ZREMRANGEBYRANK', klog, 0, -(cap + 1)) end
   if seq == 1 or seq % 100 == 0 then
-    redis.call('EXPIRE', KEYS[k + 1], ttl)
-    redis.call('EXPIRE', KEYS[k + 2], ttl)
-    redis.call('EXPIRE', KEYS[k + 3], ttl)
+    redis.call('EXPIRE', kseq, ttl)
+    redis.call('EXPIRE', klog, ttl)
+    redis.call('EXPIRE', kstate, ttl)
   end
-  redis.call('ZADD', KEYS[1], seq, ARGV[a + 1])
+  redis.call('ZADD', KEYS[1], seq, e[1])
   redis.call('PUBLISH', ARGV[3], ev)
   out[#out + 1] = seq
   out[#out + 1] = st
@@ -92,15 +108,19 @@ if n > skip then redis.call('HINCRBY', KEYS[2], 'events_published', n - skip) en
 return out
 """
 
+SEP = "\x1f"  # between an event's fields in the script's arguments (JSON never holds it)
+_PLAIN = re.compile(r"[A-Za-z0-9_.:@-]*")
+_STATE_AFTER = {t.value: s.value for t, s in STATE_AFTER.items()}
 LIFECYCLE_PREFIX = "job."
 BATCH_MAX = 500
+LINGER_SECONDS = 0.02  # under load, gather events this long between round trips
 SEEN_MAX = 10_000  # jobs whose last seq and state this process remembers
 
 
 @dataclass(slots=True)
 class _Pending:
     job: str
-    args: list[str]
+    packed: str  # job, head, mid, new_state, tail joined by SEP (see PUBLISH_LUA)
     is_lifecycle: bool
     done: threading.Event | None = None
     seq: int = 0
@@ -116,10 +136,15 @@ class PublisherStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _json_str(value: str) -> str:
+    """A JSON string; the usual job ids and event types skip the encoder."""
+    return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value)
+
+
 def _split_envelope(job: str, type_: str, ts: float, data: dict[str, Any]) -> list[str]:
     """The envelope as head/mid/tail around the seq and state the script fills in."""
-    head = '{"job":' + json.dumps(job) + ',"seq":'
-    mid = ',"type":' + json.dumps(type_) + ',"ts":' + repr(float(ts)) + ',"state":"'
+    head = '{"job":' + _json_str(job) + ',"seq":'
+    mid = ',"type":' + _json_str(type_) + ',"ts":' + repr(float(ts)) + ',"state":"'
     tail = '","data":' + json.dumps(data, separators=(",", ":"), default=str) + "}"
     return [head, mid, tail]
 
@@ -134,6 +159,7 @@ class Publisher:
         self._script = self.redis.register_script(PUBLISH_LUA)
         self._buffer: deque[_Pending] = deque()
         self._cond = threading.Condition()
+        self._urgent = False  # someone waits for the buffer: no lingering
         self._epoch_candidate = uuid.uuid4().hex
         # The last call's receipt while its outcome is unknown (it raised): the next call
         # must be serialized with it and start with the same events, as a retry does.
@@ -158,11 +184,14 @@ class Publisher:
         """Queue one event; with `wait`, block until it is in Redis and return its seq."""
         type_str = str(type_)
         if state is None:
-            state = STATE_AFTER.get(EventType(type_str), "") if type_str in _TYPES else ""
+            state = _STATE_AFTER.get(type_str, "")
+        if SEP in job:
+            log.error("dropping an event of a job whose id holds \\x1f: %r", job)
+            return 0
         head, mid, tail = _split_envelope(job, type_str, ts or now(), data or {})
         item = _Pending(
             job=job,
-            args=[head, mid, str(state), tail, job],
+            packed=SEP.join((job, head, mid, str(state), tail)),
             is_lifecycle=type_str.startswith(LIFECYCLE_PREFIX),
             done=threading.Event() if wait else None,
         )
@@ -173,7 +202,11 @@ class Publisher:
                 self.stats.dropped += 1
                 return 0
             self._buffer.append(item)
-            self._cond.notify()
+            if item.done is not None:
+                self._urgent = True
+                self._cond.notify_all()
+            elif len(self._buffer) == 1:
+                self._cond.notify()  # the thread sleeps only on an empty buffer
         if item.done is not None:
             item.done.wait(timeout)
         return item.seq
@@ -182,6 +215,9 @@ class Publisher:
         """Block until everything emitted so far is in Redis (or the timeout)."""
         deadline = time.monotonic() + timeout
         with self._cond:
+            if self._buffer:
+                self._urgent = True
+                self._cond.notify_all()
             while self._buffer:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -192,11 +228,22 @@ class Publisher:
     # -- the draining thread ------------------------------------------------
     def _run(self) -> None:
         backoff = 0.05
+        last = 0.0
         while True:
             with self._cond:
                 while not self._buffer:
                     self._cond.wait()
+                # Under load, at most one round trip per LINGER: a wake-up and a
+                # round trip per event cost a busy worker far more than the batch.
+                # An idle publisher, a waiting emit or a flush go at once.
+                while not self._urgent and len(self._buffer) < BATCH_MAX:
+                    left = last + LINGER_SECONDS - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                self._urgent = False
                 batch = [self._buffer[i] for i in range(min(len(self._buffer), BATCH_MAX))]
+            last = time.monotonic()
             try:
                 seqs = self._publish(batch)
             except redis.RedisError as exc:
@@ -230,11 +277,14 @@ class Publisher:
             s.replay_ttl_seconds,
             k.events_channel,
             self._epoch_candidate,
+            k.seq(""),
+            k.log(""),
+            k.state(""),
         ]
+        seen = self._seen
         for item in batch:
-            floor, fallback = self._seen.get(item.job, (0, ""))
-            keys += [k.seq(item.job), k.log(item.job), k.state(item.job)]
-            args += [item.job, *item.args[:4], floor, fallback]
+            floor, fallback = seen.get(item.job, (0, ""))
+            args.append(f"{item.packed}{SEP}{floor}{SEP}{fallback}")
         try:
             out = self._script(keys=keys, args=args)
         except redis.RedisError:
@@ -254,7 +304,6 @@ class Publisher:
         return seqs
 
 
-_TYPES = frozenset(t.value for t in EventType)
 _publisher: Publisher | None = None
 _publisher_pid = 0
 _lock = threading.Lock()
