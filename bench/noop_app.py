@@ -2,7 +2,8 @@
 
 `BENCH_MONITOR=1` imports `workers.monitoring` (the one line a user adds),
 `signals` only the task event receivers, `presence` only the heartbeat and
-counters; anything else leaves a bare Celery app.
+counters, `celery-events` Celery's own task events instead (what Flower
+needs: `-E`); anything else leaves a bare Celery app.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ elif _mode == "signals":
 elif _mode == "presence":
     import workers.monitor  # noqa: F401
     import workers.presence  # noqa: F401
+elif _mode == "celery-events":  # what Flower needs: Celery's own task events (-E)
+    app.conf.worker_send_task_events = True
+    app.conf.task_send_sent_event = True
 
 
 @app.task(name="bench.noop")

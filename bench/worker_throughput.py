@@ -116,8 +116,9 @@ def main() -> int:
     ap.add_argument("--prefetch", type=int, default=4, help="worker_prefetch_multiplier")
     ap.add_argument(
         "--only",
-        choices=("signals", "presence"),
-        help="measure one half: the task event receivers, or heartbeat and counters",
+        choices=("signals", "presence", "celery-events"),
+        help="measure one half (the task event receivers, or heartbeat and counters),"
+        " or Celery's own task events (-E, what Flower needs) for comparison",
     )
     args = ap.parse_args()
     global MODE
