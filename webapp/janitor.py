@@ -84,15 +84,16 @@ class Janitor:
         open_states = [s.value for s in JobState if s not in FINAL_STATES]
         with self.svc.sessions() as s:
             rows = s.execute(
-                select(Job.id, Job.updated_at, Job.created_at)
+                select(Job.id, Job.updated_at, Job.created_at, Job.last_seq, Job.state)
                 .where(Job.state.in_(open_states))
                 .order_by(Job.created_at)
                 .limit(BATCH)
             ).all()
         fixed = 0
-        for job_id, updated_at, created_at in rows:
+        for job_id, updated_at, created_at, last_seq, state in rows:
             if (updated_at or created_at or 0) > cutoff:
                 continue
+            get_publisher().remember(job_id, last_seq, state)
             if self._reconcile(job_id):
                 fixed += 1
         self.reconciled += fixed

@@ -58,11 +58,15 @@ def check_lost_workers(svc: Services) -> int:
 def handle_lost_worker(svc: Services, host: str) -> int:
     with svc.sessions() as s:
         jobs = s.execute(
-            select(Job.id, Job.agent).where(Job.worker == host, Job.state.in_(OPEN_ON_A_WORKER))
+            select(Job.id, Job.agent, Job.last_seq, Job.state).where(
+                Job.worker == host, Job.state.in_(OPEN_ON_A_WORKER)
+            )
         ).all()
     if not jobs:
         return 0
-    wanted = {job_id: agent for job_id, agent in jobs}
+    wanted = {job_id: agent for job_id, agent, _, _ in jobs}
+    for job_id, _, last_seq, state in jobs:  # seq goes on from SQL if Redis lost it
+        get_publisher().remember(job_id, last_seq, state)
     log.warning("worker %s is gone; %d unfinished job(s)", host, len(wanted))
     with svc.celery.connection_for_write() as conn:
         channel: Any = conn.default_channel

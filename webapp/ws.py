@@ -100,8 +100,8 @@ def _send_loop(ws: Any, client: Client) -> None:
             for frame in client.take(timeout=1.0):
                 ws.send(frame)
         ws.close(reason=client.close_code or 1000, message=client.close_reason)
-    except ConnectionClosed:
-        pass
+    except (ConnectionClosed, OSError):
+        pass  # the client went away
     except Exception:
         log.exception("websocket sender failed")
     finally:

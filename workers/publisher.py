@@ -211,6 +211,14 @@ class Publisher:
             item.done.wait(timeout)
         return item.seq
 
+    def remember(self, job: str, last_seq: int, state: str) -> None:
+        """Seed what this process knows of a job it has not published for (from SQL), so
+        that if Redis lost its data the job's seq still goes on from there."""
+        with self._cond:
+            seen = self._seen.get(job)
+            if seen is None or seen[0] < last_seq:
+                self._seen[job] = (last_seq, state)
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Block until everything emitted so far is in Redis (or the timeout)."""
         deadline = time.monotonic() + timeout
