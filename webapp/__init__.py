@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     """The app; `background=False` leaves the hub's and recorder's threads unstarted."""
     from webapp.hub import Hub
     from webapp.janitor import Janitor
-    from webapp.lost_workers import check_lost_workers
+    from webapp.lost_workers import check_lost_workers, check_vanished_workers
     from webapp.recorder import Recorder
     from workers.celery_app import app as celery_app  # also connects before_task_publish
     from workers.runtime import load_agents
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     svc.janitor = Janitor(svc)
     svc.janitor.checks.append(lambda: check_lost_workers(svc))
+    svc.janitor.scans.append(lambda: check_vanished_workers(svc))
     register_error_handlers(app)
     _register_blueprints(app)
     init_monitor(app, background=background)  # Flower-style monitoring (webapp/monitor/)

@@ -43,8 +43,10 @@ class Janitor:
         self.keys = svc.settings.keys
         self._stopping = False
         self.reconciled = 0
-        # Extra periodic checks (lost workers) plug in here; each runs every tick.
+        # Extra periodic checks plug in here: `checks` run every tick (lost workers),
+        # `scans` with the stuck-job scan.
         self.checks: list[Callable[[], object]] = []
+        self.scans: list[Callable[[], object]] = []
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="agentdeck-janitor", daemon=True).start()
@@ -64,6 +66,8 @@ class Janitor:
                 if time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + SCAN_EVERY
                     self.reconcile_stuck()
+                    for scan in self.scans:
+                        scan()
             except Exception as exc:
                 log.warning("janitor pass failed: %s", exc)
 

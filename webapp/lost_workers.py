@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +32,7 @@ OPEN_ON_A_WORKER = (
     JobState.RETRY.value,
 )
 DEFAULT_CAP = 3
+VANISHED_AFTER = 30.0  # seconds a job on a worker with no heartbeat record stays quiet
 
 
 def check_lost_workers(svc: Services) -> int:
@@ -52,6 +54,25 @@ def check_lost_workers(svc: Services) -> int:
         if claim is not None and text(claim) == repr(last_beat):
             continue
         lost += handle_lost_worker(svc, host)
+    return lost
+
+
+def check_vanished_workers(svc: Services, quiet_for: float = VANISHED_AFTER) -> int:
+    """Jobs open on a worker Redis has no heartbeat of at all (Redis lost its data and
+    the worker died with it): once the job has been quiet a while, it is lost too."""
+    cutoff = time.time() - quiet_for
+    with svc.sessions() as s:
+        hosts = s.scalars(
+            select(Job.worker)
+            .where(
+                Job.state.in_(OPEN_ON_A_WORKER), Job.updated_at < cutoff, Job.worker.is_not(None)
+            )
+            .distinct()
+        ).all()
+    lost = 0
+    for host in hosts:
+        if host and svc.redis.zscore(svc.settings.keys.worker_beats, host) is None:
+            lost += handle_lost_worker(svc, host)
     return lost
 
 
