@@ -64,6 +64,7 @@ def apply_event(job: Job, event: Event) -> None:
         job.name = job.name or d.get("name") or ""
     elif t == EventType.JOB_STARTED:
         job.started_at = event.ts
+        job.received_at = job.received_at or d.get("received_at")
         job.worker = d.get("worker") or job.worker
         job.retries = max(job.retries or 0, int(d.get("retries") or 0))
     elif t == EventType.JOB_RETRYING:

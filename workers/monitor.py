@@ -18,11 +18,12 @@ from typing import Any
 from celery import signals
 
 from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED, SharedCounters
+from workers.signals import RECEIVED_KEY  # stamped by signals.on_task_received
 
 log = logging.getLogger("agentdeck.monitor")
 
 SENT_HEADER = "agentdeck_sent"
-RECEIVED_KEY = "agentdeck_received"  # stamped on the request the pool child gets
+
 _END_COLUMN = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED}
 
 
@@ -105,11 +106,8 @@ def on_received(request: Any = None, **kwargs: Any) -> None:
     name = request.name
     with STATS.lock:
         STATS.received[name] = STATS.received.get(name, 0) + 1
-    # The pool child gets this dict as its task.request: it measures the prefetch
-    # time itself, and this process keeps nothing per task.
-    request_dict = getattr(request, "_request_dict", None)
-    if isinstance(request_dict, dict):
-        request_dict[RECEIVED_KEY] = time.time()
+    # signals.on_task_received stamps the time on the request the pool child gets:
+    # the child measures the prefetch time itself, and this process keeps nothing.
 
 
 @signals.task_revoked.connect

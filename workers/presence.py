@@ -16,10 +16,12 @@ import time
 from typing import Any
 
 from celery import signals
+from celery.worker import state as worker_state
 
 from workers.monitor import STATS, loud
 from workers.publisher import get_publisher
 from workers.settings import get_settings
+from workers.signals import announce_received
 from workers.worker_info import snapshot
 
 log = logging.getLogger("agentdeck.presence")
@@ -87,7 +89,21 @@ class Heartbeat:
     def _run(self) -> None:
         interval = self.settings.heartbeat_seconds
         while not self._stop.wait(interval):
+            announce_waiting()
             self.send("worker.heartbeat")
+
+
+def announce_waiting() -> None:
+    """job.received for the tasks waiting in this worker's prefetch buffer (the pool
+    child says it for the others as they start)."""
+    try:
+        waiting = [
+            r for r in list(worker_state.reserved_requests) if r not in worker_state.active_requests
+        ]
+    except RuntimeError:  # the sets changed under us: next beat
+        return
+    for request in waiting:
+        announce_received(request)
 
 
 _heartbeat: Heartbeat | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,10 @@ from workers.runtime import RUN_AGENT_TASK
 log = logging.getLogger("agentdeck.signals")
 
 MAX_REPR = 2_000
+# Stamped on a request in the worker's main process; the pool child reads them.
+RECEIVED_KEY = "agentdeck_received"  # when the worker received the task
+SAID_KEY = "agentdeck_received_said"  # job.received already said (by the heartbeat)
+FOLD_RECEIVED = 0.05  # a plain task started this soon after receipt gets no job.received
 
 
 def _loud(fn: Callable[..., None]) -> Callable[..., None]:
@@ -85,16 +90,32 @@ def on_before_task_publish(
 @signals.task_received.connect
 @_loud
 def on_task_received(request: Any = None, **kwargs: Any) -> None:
-    # The pool child says job.started through its own publisher; for an agent run
-    # (milliseconds at least) waiting here keeps job.received before it in the
-    # timeline. Plain tasks don't wait: the worker's throughput matters more, and
-    # the state never goes back (the publish script keeps STARTED).
+    # The worker's main process is its bottleneck, so it says nothing to Redis
+    # here: it stamps the time on the request the pool child will get. The child
+    # says job.received (with that time) just before job.started, in order; the
+    # heartbeat says it for tasks still waiting in the prefetch buffer.
+    request_dict = getattr(request, "_request_dict", None)
+    if isinstance(request_dict, dict):
+        request_dict.setdefault(RECEIVED_KEY, time.time())
+    else:
+        announce_received(request)
+
+
+def announce_received(request: Any) -> None:
+    """Say job.received for a request still waiting in the worker (once)."""
+    request_dict = getattr(request, "_request_dict", None)
+    if isinstance(request_dict, dict):
+        if request_dict.get(SAID_KEY):
+            return
+        request_dict[SAID_KEY] = True
+        ts = request_dict.get(RECEIVED_KEY)
+    else:
+        ts = None
     get_publisher().emit(
         request.id,
         EventType.JOB_RECEIVED,
         {"worker": request.hostname, "name": request.name},
-        wait=request.name == RUN_AGENT_TASK,
-        timeout=1.0,
+        ts=ts if isinstance(ts, float) else None,
     )
 
 
@@ -104,11 +125,27 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
     if task_id is None:
         return
     req = task.request
-    get_publisher().emit(
-        task_id,
-        EventType.JOB_STARTED,
-        {"worker": req.hostname, "pid": os.getpid(), "retries": req.retries or 0},
-    )
+    started: dict[str, Any] = {
+        "worker": req.hostname,
+        "pid": os.getpid(),
+        "retries": req.retries or 0,
+    }
+    received = getattr(req, RECEIVED_KEY, None)
+    received = received if isinstance(received, float) else None
+    if getattr(req, SAID_KEY, False):
+        pass
+    elif task.name != RUN_AGENT_TASK and received and time.time() - received < FOLD_RECEIVED:
+        # A plain task that started at once: one event fewer per task (the
+        # worker's throughput), the receipt time travels in job.started.
+        started["received_at"] = received
+    else:
+        get_publisher().emit(
+            task_id,
+            EventType.JOB_RECEIVED,
+            {"worker": req.hostname, "name": task.name},
+            ts=received,
+        )
+    get_publisher().emit(task_id, EventType.JOB_STARTED, started)
 
 
 @signals.task_retry.connect
