@@ -100,7 +100,8 @@ def test_jobs_page_shows_a_job_submitted_over_rest_appear_and_change_state(
     expect(row.locator(".badge")).to_have_css("background-color", SUCCESS_GREEN)
     expect(success).to_have_text(str(before + 1))
     seen = page.evaluate(f"window.__rowStates[{job['id']!r}]")
-    assert seen[0] == "PENDING" and seen[-1] == "SUCCESS" and len(seen) >= 3, seen
+    # (states a few ms apart may reach the page in one frame: the row shows the last)
+    assert seen[0] in ("PENDING", "RECEIVED", "STARTED") and seen[-1] == "SUCCESS", seen
     assert page.locator("tbody tr").first.get_attribute("data-job") == job["id"]
 
 
