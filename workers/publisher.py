@@ -114,6 +114,10 @@ _STATE_AFTER = {t.value: s.value for t, s in STATE_AFTER.items()}
 LIFECYCLE_PREFIX = "job."
 BATCH_MAX = 500
 LINGER_SECONDS = 0.02  # under load, gather events this long between round trips
+# "Under load": events of more than this many jobs a second, as from a worker
+# draining short tasks. An agent streaming fast is one job: it never waits.
+LOAD_JOBS_PER_S = 50.0
+RATE_WINDOW = 0.1
 SEEN_MAX = 10_000  # jobs whose last seq and state this process remembers
 
 
@@ -237,14 +241,18 @@ class Publisher:
     def _run(self) -> None:
         backoff = 0.05
         last = 0.0
+        jobs_rate, window_start = 0.0, time.monotonic()
+        window_jobs: set[str] = set()
         while True:
             with self._cond:
                 while not self._buffer:
                     self._cond.wait()
                 # Under load, at most one round trip per LINGER: a wake-up and a
                 # round trip per event cost a busy worker far more than the batch.
-                # An idle publisher, a waiting emit or a flush go at once.
-                while not self._urgent and len(self._buffer) < BATCH_MAX:
+                # Otherwise (an agent's stream), an idle publisher, a waiting emit
+                # or a flush go at once.
+                under_load = jobs_rate > LOAD_JOBS_PER_S
+                while under_load and not self._urgent and len(self._buffer) < BATCH_MAX:
                     left = last + LINGER_SECONDS - time.monotonic()
                     if left <= 0:
                         break
@@ -265,6 +273,10 @@ class Publisher:
                 log.exception("publisher thread error; dropping %d events", len(batch))
                 seqs = [0] * len(batch)
             backoff = 0.05
+            window_jobs.update(item.job for item in batch)
+            if (elapsed := time.monotonic() - window_start) >= RATE_WINDOW:
+                jobs_rate, window_start = len(window_jobs) / elapsed, time.monotonic()
+                window_jobs.clear()
             with self._cond:
                 for item, seq in zip(batch, seqs, strict=True):
                     self._buffer.popleft()
