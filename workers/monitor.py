@@ -7,37 +7,22 @@ sends it all every `heartbeat_seconds` in one round trip (`presence.py`).
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from celery import signals
 
 from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED, SharedCounters
-from workers.signals import RECEIVED_KEY  # stamped by signals.on_task_received
+from workers.signals import RECEIVED_KEY, loud  # the key: stamped by on_task_received
 
 log = logging.getLogger("agentdeck.monitor")
 
 SENT_HEADER = "agentdeck_sent"
 
 _END_COLUMN = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED}
-
-
-def loud(fn: Callable[..., None]) -> Callable[..., None]:
-    """Celery swallows what a receiver raises: log it instead."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except Exception:
-            log.exception("agentdeck monitor receiver %s failed", fn.__name__)
-
-    return wrapper
 
 
 class WorkerStats:

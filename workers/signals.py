@@ -30,7 +30,9 @@ SAID_KEY = "agentdeck_received_said"  # job.received already said (by the heartb
 FOLD_RECEIVED = 0.05  # a plain task started this soon after receipt gets no job.received
 
 
-def _loud(fn: Callable[..., None]) -> Callable[..., None]:
+def loud(fn: Callable[..., None]) -> Callable[..., None]:
+    """Celery swallows what a receiver raises: log it instead."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
@@ -53,7 +55,7 @@ def _jsonable(value: Any) -> Any:
 
 
 @signals.before_task_publish.connect
-@_loud
+@loud
 def on_before_task_publish(
     sender: str | None = None,
     body: Any = None,
@@ -88,7 +90,7 @@ def on_before_task_publish(
 
 
 @signals.task_received.connect
-@_loud
+@loud
 def on_task_received(request: Any = None, **kwargs: Any) -> None:
     # The worker's main process is its bottleneck, so it says nothing to Redis
     # here: it stamps the time on the request the pool child will get. The child
@@ -120,7 +122,7 @@ def announce_received(request: Any) -> None:
 
 
 @signals.task_prerun.connect
-@_loud
+@loud
 def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     if task_id is None:
         return
@@ -149,7 +151,7 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
 
 
 @signals.task_retry.connect
-@_loud
+@loud
 def on_task_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> None:
     get_publisher().emit(
         request.id,
@@ -159,13 +161,13 @@ def on_task_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> Non
 
 
 @signals.task_success.connect
-@_loud
+@loud
 def on_task_success(sender: Any = None, result: Any = None, **kwargs: Any) -> None:
     get_publisher().emit(sender.request.id, EventType.JOB_SUCCEEDED, {"result": _jsonable(result)})
 
 
 @signals.task_failure.connect
-@_loud
+@loud
 def on_task_failure(
     task_id: str | None = None,
     exception: BaseException | None = None,
@@ -180,7 +182,7 @@ def on_task_failure(
 
 
 @signals.task_revoked.connect
-@_loud
+@loud
 def on_task_revoked(
     request: Any = None,
     terminated: bool = False,
@@ -195,7 +197,7 @@ def on_task_revoked(
 
 
 @signals.task_postrun.connect
-@_loud
+@loud
 def on_task_postrun(task_id: str | None = None, **kwargs: Any) -> None:
     # The run is over: nothing new to say (success/failure/cancel said it), but a
     # solo or threads pool may exit right after, so don't leave events behind.
@@ -204,12 +206,12 @@ def on_task_postrun(task_id: str | None = None, **kwargs: Any) -> None:
 
 
 @signals.worker_shutdown.connect
-@_loud
+@loud
 def on_worker_shutdown(**kwargs: Any) -> None:
     get_publisher().flush(timeout=5.0)
 
 
 @signals.worker_process_shutdown.connect
-@_loud
+@loud
 def on_worker_process_shutdown(**kwargs: Any) -> None:
     get_publisher().flush(timeout=5.0)
