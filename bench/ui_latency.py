@@ -1,7 +1,7 @@
 """Event created in the worker -> its row drawn in the browser: p50/p99.
 
-    python bench/ui_latency.py                 # starts its own platform (launcher)
-    python bench/ui_latency.py --url http://127.0.0.1:8000 --events 200 --runs 3 --mode burst
+    python -m bench.ui_latency             # starts its own platform (launcher)
+    python -m bench.ui_latency --url http://127.0.0.1:8000 --events 200 --runs 3 --mode burst
 
 burst: an `echo` job streams EVENTS words (one `output` event each, no delay
 between them) after a first step that gives the run view time to open and
@@ -34,16 +34,8 @@ from typing import Any
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.support.chromium import CHROMIUM_ARGS
+
 LEAD_SECONDS = 3.0  # the first step: the page opens and subscribes meanwhile
 
 

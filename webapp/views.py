@@ -35,7 +35,8 @@ CSP = "; ".join(
 
 
 @bp.after_request
-def _page_headers(response: Response) -> Response:
+def page_headers(response: Response) -> Response:
+    """Security headers for every page (the monitoring blueprint uses them too)."""
     if response.mimetype == "text/html":
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Response, abort, render_template
+from flask import Blueprint, abort, render_template
 
-from webapp.views import CSP
+from webapp.views import page_headers
 from workers.events import JobState
 
 bp = Blueprint("monitor", __name__, url_prefix="/monitor")
@@ -21,14 +21,7 @@ TASK_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 HOSTNAME = re.compile(r"^[^\s/]{1,255}$")
 
 
-@bp.after_request
-def _page_headers(response: Response) -> Response:
-    if response.mimetype == "text/html":
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Cache-Control", "no-store")
-    return response
+bp.after_request(page_headers)
 
 
 @bp.get("/")
