@@ -55,9 +55,11 @@ def redis_baseline(url: str, n: int) -> list[float]:
 
 
 def job_latencies(url: str, text: str, steps: int, delay: float) -> list[float]:
-    r = requests.post(f"{url}/api/jobs", timeout=10,
-                      json={"agent": "echo", "input": {"text": text, "steps": steps,
-                                                        "delay": delay}})
+    r = requests.post(
+        f"{url}/api/jobs",
+        timeout=10,
+        json={"agent": "echo", "input": {"text": text, "steps": steps, "delay": delay}},
+    )
     job_id = r.json()["id"]
     ws = WsClient(url)
     ws.subscribe_job(job_id, since=1)  # skip job.queued: it was created before we listened
@@ -79,8 +81,10 @@ def job_latencies(url: str, text: str, steps: int, delay: float) -> list[float]:
 def report(name: str, values: list[float], base: float | None = None) -> None:
     p50, p99 = pct(values, 50), pct(values, 99)
     ratio = f"  p50 ×{p50 / base:.1f} of baseline" if base else ""
-    print(f"{name:<38} n={len(values):>5}  p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
-          f"mean={statistics.mean(values):7.2f} ms{ratio}")
+    print(
+        f"{name:<38} n={len(values):>5}  p50={p50:7.2f} ms  p99={p99:7.2f} ms  "
+        f"mean={statistics.mean(values):7.2f} ms{ratio}"
+    )
 
 
 def main() -> None:

@@ -1,8 +1,7 @@
 """The benchmark's Celery app: one no-op task, Agentdeck's receivers on or off.
 
 `BENCH_MONITOR=1` imports `workers.monitoring` (the one line a user adds),
-`signals` only the task event receivers, `presence` only the heartbeat and
-counters, `celery-events` Celery's own task events instead (what Flower
+`celery-events` turns on Celery's own task events instead (what Flower
 needs: `-E`); anything else leaves a bare Celery app.
 """
 
@@ -30,11 +29,6 @@ app.conf.update(
 _mode = os.environ.get("BENCH_MONITOR", "0")
 if _mode == "1":
     import workers.monitoring  # noqa: F401
-elif _mode == "signals":
-    import workers.signals  # noqa: F401
-elif _mode == "presence":
-    import workers.monitor  # noqa: F401
-    import workers.presence  # noqa: F401
 elif _mode == "celery-events":  # what Flower needs: Celery's own task events (-E)
     app.conf.worker_send_task_events = True
     app.conf.task_send_sent_event = True

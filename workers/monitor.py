@@ -1,8 +1,10 @@
-"""Worker presence and per-task statistics: the receivers that feed the heartbeat.
+"""Per-task statistics of a worker: what its heartbeat reports.
 
-Counting is kept off Redis: each receiver adds to memory (see
-`monitor_stats`), and the heartbeat thread of the worker's main process
-sends it all every `heartbeat_seconds` in one round trip (`presence.py`).
+Counting is kept off Redis: the task signal receivers of `signals` add to
+memory (see `monitor_stats`) as they say each transition, and the heartbeat
+thread of the worker's main process sends it all every `heartbeat_seconds`
+in one round trip (`presence.py`). One receiver per signal does both: a
+second one would cost each task a second dispatch.
 """
 
 from __future__ import annotations
@@ -15,14 +17,12 @@ from typing import Any
 
 from celery import signals
 
-from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED, SharedCounters
-from workers.signals import RECEIVED_KEY, loud  # the key: stamped by on_task_received
+from workers.loud import loud
+from workers.monitor_stats import SharedCounters
 
 log = logging.getLogger("agentdeck.monitor")
 
 SENT_HEADER = "agentdeck_sent"
-
-_END_COLUMN = {"SUCCESS": SUCCEEDED, "FAILURE": FAILED, "RETRY": RETRIED}
 
 
 class WorkerStats:
@@ -35,20 +35,49 @@ class WorkerStats:
         self.revoked: dict[str, int] = {}
         self.prefetch_time: dict[str, float] = {}  # task -> mean of the last heartbeat interval
         self._prefetch_seen: dict[str, tuple[float, int]] = {}
-        self._slot_pid = 0
-        self._slot = 0
+        self._slot: int | None = None
         self._starts: dict[str, float] = {}
 
     def slot(self) -> int:
         """0 in the main process (solo, threads), 1 + the pool index in a prefork child."""
-        pid = os.getpid()
-        if pid != self._slot_pid:
+        if self._slot is None:
             import billiard.process
 
             index = getattr(billiard.process.current_process(), "index", None)
             self._slot = 0 if index is None else int(index) + 1
-            self._slot_pid = pid
         return self._slot
+
+    def forget_slot(self) -> None:
+        self._slot = None
+
+    def count_received(self, name: str) -> None:
+        with self.lock:
+            self.received[name] = self.received.get(name, 0) + 1
+
+    def count_revoked(self, name: str) -> None:
+        with self.lock:
+            self.revoked[name] = self.revoked.get(name, 0) + 1
+
+    def run_started(
+        self, task_id: str, name: str, now: float, sent: Any, received: float | None
+    ) -> None:
+        """A run begins: its queue wait (from `sent`) and prefetch time (from `received`)."""
+        counters = self.counters
+        if counters is None:
+            return
+        self._starts[task_id] = time.monotonic()
+        wait = now - sent if isinstance(sent, (int, float)) else None
+        prefetch = now - received if received is not None else None
+        counters.started(self.slot(), name, wait, prefetch)
+
+    def run_ended(self, task_id: str, name: str, column: int) -> None:
+        """A run ends in `column` (SUCCEEDED, FAILED or RETRIED), with its runtime."""
+        counters = self.counters
+        start = self._starts.pop(task_id, None)
+        if counters is None:
+            return
+        runtime = time.monotonic() - start if start is not None else None
+        counters.finished(self.slot(), name, column, runtime)
 
     def update_prefetch_times(self, per_task: dict[str, dict[str, Any]]) -> None:
         """Received -> started at the worker: the mean over the runs that started since
@@ -62,6 +91,7 @@ class WorkerStats:
 
 
 STATS = WorkerStats()
+os.register_at_fork(after_in_child=STATS.forget_slot)
 
 
 @signals.worker_init.connect
@@ -76,59 +106,3 @@ def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
     if autoscale:
         conc = max(conc, int(max(autoscale)))
     STATS.counters = SharedCounters(names, slots=conc * 2 + 8)
-
-
-@signals.before_task_publish.connect
-@loud
-def on_publish_stamp(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
-    if headers is not None:
-        headers[SENT_HEADER] = time.time()
-
-
-@signals.task_received.connect
-@loud
-def on_received(request: Any = None, **kwargs: Any) -> None:
-    name = request.name
-    with STATS.lock:
-        STATS.received[name] = STATS.received.get(name, 0) + 1
-    # signals.on_task_received stamps the time on the request the pool child gets:
-    # the child measures the prefetch time itself, and this process keeps nothing.
-
-
-@signals.task_revoked.connect
-@loud
-def on_revoked(sender: Any = None, request: Any = None, **kwargs: Any) -> None:
-    name = getattr(sender, "name", None) or getattr(request, "task", None) or "other"
-    with STATS.lock:
-        STATS.revoked[name] = STATS.revoked.get(name, 0) + 1
-
-
-@signals.task_prerun.connect
-@loud
-def on_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
-    counters = STATS.counters
-    if counters is None or task_id is None:
-        return
-    STATS._starts[task_id] = time.monotonic()
-    req = task.request
-    now = time.time()
-    sent = getattr(req, SENT_HEADER, None)
-    received = getattr(req, RECEIVED_KEY, None)
-    wait = now - sent if isinstance(sent, (int, float)) else None
-    prefetch = now - received if isinstance(received, (int, float)) else None
-    counters.started(STATS.slot(), task.name, wait, prefetch)
-
-
-@signals.task_postrun.connect
-@loud
-def on_postrun(
-    task_id: str | None = None, task: Any = None, state: str | None = None, **kwargs: Any
-) -> None:
-    counters = STATS.counters
-    if counters is None or task_id is None:
-        return
-    start = STATS._starts.pop(task_id, None)
-    column = _END_COLUMN.get(state or "")
-    if column is not None:
-        runtime = time.monotonic() - start if start is not None else None
-        counters.finished(STATS.slot(), task.name, column, runtime)

@@ -18,7 +18,8 @@ from typing import Any
 from celery import signals
 from celery.worker import state as worker_state
 
-from workers.monitor import STATS, loud
+from workers.loud import loud
+from workers.monitor import STATS
 from workers.publisher import get_publisher
 from workers.settings import get_settings
 from workers.signals import announce_received

@@ -12,6 +12,7 @@ worker low, and the buffer is what carries events across a Redis outage.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -33,10 +34,17 @@ log = logging.getLogger("agentdeck.publisher")
 # One call publishes a whole batch, in order.
 # KEYS: dirty, metrics, epoch, receipt
 # ARGV: max_events, ttl, channel, epoch_candidate, then the prefixes of the seq, log
-#       and state keys, then one argument per event, its fields joined by \x1f:
+#       and state keys, then the events in one argument: each event's fields
+#       joined by \x1f, each event ended by \x1e:
 #       job, head, mid, new_state, tail, seq_floor, state_fallback
-# (one argument per event, not ten: packing the arguments was most of the
+# (one argument, not ten per event: packing the arguments was most of the
 # publisher's CPU; the per-job keys are the prefixes plus the job id).
+# Returns "seq\x1fstate" per event, joined by \x1e.
+# Each job's keys are touched once per call, however many of its events the
+# batch holds (a short task's started and succeeded usually travel together):
+# one INCRBY for its seqs, one read and one write of its state, one ZADD of its
+# log entries; one ZADD marks all the batch's jobs for the recorder. Each event
+# still gets its own PUBLISH.
 # The floor and fallback are what this process last saw of the job: if Redis
 # lost its data, the job's seq goes on from there instead of restarting at 1.
 # The receipt makes a retry idempotent: a call that timed out may still have
@@ -46,42 +54,60 @@ log = logging.getLogger("agentdeck.publisher")
 # within seconds). The epoch gets the server's clock appended, so each data
 # loss gives a new one, even when the same process is the first to publish.
 PUBLISH_LUA = """
-local function fields(s)
-  local f, start = {}, 1
-  while true do
-    local i = string.find(s, '\\31', start, true)
-    if not i then
-      f[#f + 1] = string.sub(s, start)
-      return f
-    end
-    f[#f + 1] = string.sub(s, start, i - 1)
-    start = i + 1
-  end
-end
+-- A field never holds \\31 or \\30 (JSON escapes them; emit refuses them elsewhere).
+local F = '([^\\31\\30]*)'
+local EVENT = string.rep(F .. '\\31', 6) .. F .. '\\30'
 local out = {}
 local receipt = redis.call('GET', KEYS[4])
-if receipt then out = cjson.decode(receipt) end
-local skip = #out / 2
+if receipt then
+  for item in string.gmatch(receipt, '[^\\30]+') do out[#out + 1] = item end
+end
+local skip = #out
 if redis.call('EXISTS', KEYS[3]) == 0 then
   local t = redis.call('TIME')
   redis.call('SET', KEYS[3], ARGV[4] .. '-' .. t[1] .. '.' .. t[2])
 end
 local cap = tonumber(ARGV[1])
 local ttl = tonumber(ARGV[2])
-local n = #ARGV - 7
-for i = skip, n - 1 do
-  local e = fields(ARGV[8 + i])
-  local kseq, klog, kstate = ARGV[5] .. e[1], ARGV[6] .. e[1], ARGV[7] .. e[1]
-  local seq = redis.call('INCR', kseq)
-  local floor = tonumber(e[6])
-  if seq <= floor then
-    seq = floor + 1
-    redis.call('SET', kseq, seq)
+local events, count, order = {}, {}, {}
+local n = 0
+for job, head, mid, st, tail, floor, fallback in string.gmatch(ARGV[8], EVENT) do
+  n = n + 1
+  if n > skip then
+    events[#events + 1] = {job, head, mid, st, tail, floor, fallback}
   end
-  local stored = redis.call('GET', kstate)
-  local cur = stored
-  if not cur and e[7] ~= '' then cur = e[7] end
-  local st = e[4]
+end
+for _, e in ipairs(events) do
+  local c = count[e[1]]
+  if c then
+    count[e[1]] = c + 1
+  else
+    count[e[1]] = 1
+    order[#order + 1] = e[1]
+  end
+end
+local jobs = {}
+for _, e in ipairs(events) do
+  local j = jobs[e[1]]
+  if not j then
+    local c = count[e[1]]
+    local kseq = ARGV[5] .. e[1]
+    local last = redis.call('INCRBY', kseq, c)
+    local floor = tonumber(e[6])
+    if last - c < floor then
+      last = floor + c
+      redis.call('SET', kseq, last)
+    end
+    local stored = redis.call('GET', ARGV[7] .. e[1])
+    local cur = stored
+    if not cur and e[7] ~= '' then cur = e[7] end
+    local first = last - c + 1
+    j = {first = first, last = last, nxt = first, stored = stored, cur = cur, log = {}}
+    jobs[e[1]] = j
+  end
+  local seq = j.nxt
+  j.nxt = seq + 1
+  local cur, st = j.cur, e[4]
   if st == '' then
     st = cur or 'PENDING'
   elseif cur == 'SUCCESS' or cur == 'FAILURE' or cur == 'REVOKED' then
@@ -89,31 +115,44 @@ for i = skip, n - 1 do
   elseif st == 'RECEIVED' and cur == 'STARTED' then
     st = cur
   end
-  if st ~= stored then redis.call('SET', kstate, st, 'EX', ttl) end
+  j.cur = st
   local ev = e[2] .. seq .. e[3] .. st .. e[5]
-  redis.call('ZADD', klog, seq, ev)
-  if seq > cap then redis.call('ZREMRANGEBYRANK', klog, 0, -(cap + 1)) end
-  if seq == 1 or seq % 100 == 0 then
+  j.log[#j.log + 1] = seq
+  j.log[#j.log + 1] = ev
+  redis.call('PUBLISH', ARGV[3], ev)
+  out[#out + 1] = seq .. '\\31' .. st
+end
+local dirty = {}
+for _, job in ipairs(order) do
+  local j = jobs[job]
+  local kseq, klog, kstate = ARGV[5] .. job, ARGV[6] .. job, ARGV[7] .. job
+  local state_set = j.cur ~= j.stored
+  if state_set then redis.call('SET', kstate, j.cur, 'EX', ttl) end
+  redis.call('ZADD', klog, unpack(j.log))
+  if j.last > cap then redis.call('ZREMRANGEBYRANK', klog, 0, -(cap + 1)) end
+  -- a new job, and every 100 events of a long one, push the expiry on
+  if j.first == 1 or math.floor(j.last / 100) > math.floor((j.first - 1) / 100) then
     redis.call('EXPIRE', kseq, ttl)
     redis.call('EXPIRE', klog, ttl)
-    redis.call('EXPIRE', kstate, ttl)
+    if not state_set then redis.call('EXPIRE', kstate, ttl) end
   end
-  redis.call('ZADD', KEYS[1], seq, e[1])
-  redis.call('PUBLISH', ARGV[3], ev)
-  out[#out + 1] = seq
-  out[#out + 1] = st
+  dirty[#dirty + 1] = j.last
+  dirty[#dirty + 1] = job
 end
-redis.call('SET', KEYS[4], cjson.encode(out), 'EX', 60)
+if #dirty > 0 then redis.call('ZADD', KEYS[1], unpack(dirty)) end
+local joined = table.concat(out, '\\30')
+redis.call('SET', KEYS[4], joined, 'EX', 60)
 if n > skip then redis.call('HINCRBY', KEYS[2], 'events_published', n - skip) end
-return out
+return joined
 """
 
 SEP = "\x1f"  # between an event's fields in the script's arguments (JSON never holds it)
+RS = "\x1e"  # between the events' results in the script's answer
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@-]*")
 _STATE_AFTER = {t.value: s.value for t, s in STATE_AFTER.items()}
 LIFECYCLE_PREFIX = "job."
 BATCH_MAX = 500
-LINGER_SECONDS = 0.02  # under load, gather events this long between round trips
+LINGER_SECONDS = 0.05  # under load, gather events this long between round trips
 # "Under load": events of more than this many jobs a second, as from a worker
 # draining short tasks. An agent streaming fast is one job: it never waits.
 LOAD_JOBS_PER_S = 50.0
@@ -140,17 +179,22 @@ class PublisherStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+# One encoder for every event: json.dumps with options builds a new one per call.
+_encode_data = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
 def _json_str(value: str) -> str:
     """A JSON string; the usual job ids and event types skip the encoder."""
     return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value)
 
 
-def _split_envelope(job: str, type_: str, ts: float, data: dict[str, Any]) -> list[str]:
-    """The envelope as head/mid/tail around the seq and state the script fills in."""
-    head = '{"job":' + _json_str(job) + ',"seq":'
-    mid = ',"type":' + _json_str(type_) + ',"ts":' + repr(float(ts)) + ',"state":"'
-    tail = '","data":' + json.dumps(data, separators=(",", ":"), default=str) + "}"
-    return [head, mid, tail]
+def _pack(job: str, type_: str, ts: float, state: str, data: dict[str, Any]) -> str:
+    """The envelope cut around the seq and the state the script fills in, as the
+    script's argument: job, head, mid, new_state, tail joined by SEP."""
+    return (
+        f'{job}{SEP}{{"job":{_json_str(job)},"seq":{SEP},"type":{_json_str(type_)},'
+        f'"ts":{float(ts)!r},"state":"{SEP}{state}{SEP}","data":{_encode_data(data)}}}'
+    )
 
 
 class Publisher:
@@ -161,8 +205,13 @@ class Publisher:
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
         )
         self._script = self.redis.register_script(PUBLISH_LUA)
+        # Producers append without a lock (deque appends are atomic) and wake the
+        # thread only when it sleeps on an empty buffer: under load it wakes by
+        # itself every LINGER, and a task's events cost its thread no lock and no
+        # wake-up.
         self._buffer: deque[_Pending] = deque()
         self._cond = threading.Condition()
+        self._idle = False  # the thread waits for the buffer to fill: emit must wake it
         self._urgent = False  # someone waits for the buffer: no lingering
         self._epoch_candidate = uuid.uuid4().hex
         # The last call's receipt while its outcome is unknown (it raised): the next call
@@ -189,30 +238,31 @@ class Publisher:
         type_str = str(type_)
         if state is None:
             state = _STATE_AFTER.get(type_str, "")
-        if SEP in job:
-            log.error("dropping an event of a job whose id holds \\x1f: %r", job)
+        if SEP in job or RS in job or SEP in state or RS in state:
+            log.error("dropping an event with a separator in its job id or state: %r", job)
             return 0
-        head, mid, tail = _split_envelope(job, type_str, ts or now(), data or {})
+        is_lifecycle = type_str.startswith(LIFECYCLE_PREFIX)
+        buffer = self._buffer
+        if len(buffer) >= self.settings.publish_buffer_max and not is_lifecycle:
+            # Redis has been away long enough to fill the buffer: keep the
+            # lifecycle events (state must converge), shed the chatter.
+            self.stats.dropped += 1
+            return 0
         item = _Pending(
-            job=job,
-            packed=SEP.join((job, head, mid, str(state), tail)),
-            is_lifecycle=type_str.startswith(LIFECYCLE_PREFIX),
-            done=threading.Event() if wait else None,
+            job,
+            _pack(job, type_str, ts or now(), state, data or {}),
+            is_lifecycle,
+            threading.Event() if wait else None,
         )
-        with self._cond:
-            if len(self._buffer) >= self.settings.publish_buffer_max and not item.is_lifecycle:
-                # Redis has been away long enough to fill the buffer: keep the
-                # lifecycle events (state must converge), shed the chatter.
-                self.stats.dropped += 1
-                return 0
-            self._buffer.append(item)
-            if item.done is not None:
+        buffer.append(item)
+        if item.done is not None:
+            with self._cond:
                 self._urgent = True
                 self._cond.notify_all()
-            elif len(self._buffer) == 1:
-                self._cond.notify()  # the thread sleeps only on an empty buffer
-        if item.done is not None:
             item.done.wait(timeout)
+        elif self._idle:
+            with self._cond:
+                self._cond.notify()
         return item.seq
 
     def remember(self, job: str, last_seq: int, state: str) -> None:
@@ -238,27 +288,33 @@ class Publisher:
         return True
 
     # -- the draining thread ------------------------------------------------
+    def _next_batch(self, last: float, under_load: bool) -> list[_Pending]:
+        """Wait for events (and, under load, until LINGER after the last round trip)."""
+        with self._cond:
+            # Idle is set before the buffer is looked at: an emit that appends after
+            # the look sees it and wakes us (its notify waits for our wait()).
+            self._idle = True
+            while not self._buffer:
+                self._cond.wait()
+            self._idle = False
+            # Under load, at most one round trip per LINGER: a wake-up and a round
+            # trip per event cost a busy worker far more than the batch. Otherwise
+            # (an agent's stream), a waiting emit or a flush go at once.
+            while under_load and not self._urgent and len(self._buffer) < BATCH_MAX:
+                left = last + LINGER_SECONDS - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            self._urgent = False
+            return list(itertools.islice(self._buffer, BATCH_MAX))
+
     def _run(self) -> None:
         backoff = 0.05
         last = 0.0
         jobs_rate, window_start = 0.0, time.monotonic()
         window_jobs: set[str] = set()
         while True:
-            with self._cond:
-                while not self._buffer:
-                    self._cond.wait()
-                # Under load, at most one round trip per LINGER: a wake-up and a
-                # round trip per event cost a busy worker far more than the batch.
-                # Otherwise (an agent's stream), an idle publisher, a waiting emit
-                # or a flush go at once.
-                under_load = jobs_rate > LOAD_JOBS_PER_S
-                while under_load and not self._urgent and len(self._buffer) < BATCH_MAX:
-                    left = last + LINGER_SECONDS - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cond.wait(left)
-                self._urgent = False
-                batch = [self._buffer[i] for i in range(min(len(self._buffer), BATCH_MAX))]
+            batch = self._next_batch(last, jobs_rate > LOAD_JOBS_PER_S)
             last = time.monotonic()
             try:
                 seqs = self._publish(batch)
@@ -280,7 +336,7 @@ class Publisher:
             with self._cond:
                 for item, seq in zip(batch, seqs, strict=True):
                     self._buffer.popleft()
-                    item.seq = int(seq)
+                    item.seq = seq
                     if item.done is not None:
                         item.done.set()
                 self.stats.published += len(batch)
@@ -302,9 +358,12 @@ class Publisher:
             k.state(""),
         ]
         seen = self._seen
+        no_floor = (0, "")
+        packed = []
         for item in batch:
-            floor, fallback = seen.get(item.job, (0, ""))
-            args.append(f"{item.packed}{SEP}{floor}{SEP}{fallback}")
+            floor, fallback = seen.get(item.job, no_floor)
+            packed.append(f"{item.packed}{SEP}{floor}{SEP}{fallback}{RS}")
+        args.append("".join(packed))
         try:
             out = self._script(keys=keys, args=args)
         except redis.RedisError:
@@ -313,32 +372,44 @@ class Publisher:
             self._receipt = None  # the batch is dropped: the next one is another
             raise
         self._receipt = None
+        results = (out.decode() if isinstance(out, bytes) else str(out)).split(RS)
         seqs = []
-        for i, item in enumerate(batch):
-            seq, state = int(out[2 * i]), out[2 * i + 1]
-            self._seen[item.job] = (seq, state.decode() if isinstance(state, bytes) else state)
-            self._seen.move_to_end(item.job)
-            seqs.append(seq)
-        while len(self._seen) > SEEN_MAX:
-            self._seen.popitem(last=False)
+        with self._cond:  # remember() writes here too
+            for item, result in zip(batch, results, strict=True):
+                seq_text, _, state = result.partition(SEP)
+                seq = int(seq_text)
+                seen[item.job] = (seq, state)
+                seen.move_to_end(item.job)
+                seqs.append(seq)
+            while len(seen) > SEEN_MAX:
+                seen.popitem(last=False)
         return seqs
 
 
 _publisher: Publisher | None = None
-_publisher_pid = 0
 _lock = threading.Lock()
+
+
+def _forget_after_fork() -> None:
+    # The parent's publisher thread did not survive the fork: the child makes its own.
+    global _publisher, _lock
+    _publisher = None
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def get_publisher() -> Publisher:
     """This process's publisher; a forked child gets a fresh one (threads do not fork)."""
-    global _publisher, _publisher_pid
-    pid = os.getpid()
-    if _publisher is None or _publisher_pid != pid:
+    global _publisher
+    publisher = _publisher
+    if publisher is None:
         with _lock:
-            if _publisher is None or _publisher_pid != pid:
+            if _publisher is None:
                 _publisher = Publisher(get_settings())
-                _publisher_pid = pid
-    return _publisher
+            publisher = _publisher
+    return publisher
 
 
 def emit(job: str, type_: EventType | str, data: dict[str, Any] | None = None, **kw: Any) -> int:

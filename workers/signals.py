@@ -7,40 +7,25 @@ Importing this module is all it takes to monitor any Celery app.
 
 from __future__ import annotations
 
-import functools
-import logging
 import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 from celery import signals
 
 from workers.callargs import call_args
 from workers.events import EventType
+from workers.loud import loud
+from workers.monitor import SENT_HEADER, STATS
+from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED
 from workers.publisher import get_publisher
 from workers.runtime import RUN_AGENT_TASK
-
-log = logging.getLogger("agentdeck.signals")
 
 MAX_REPR = 2_000
 # Stamped on a request in the worker's main process; the pool child reads them.
 RECEIVED_KEY = "agentdeck_received"  # when the worker received the task
 SAID_KEY = "agentdeck_received_said"  # job.received already said (by the heartbeat)
 FOLD_RECEIVED = 0.05  # a plain task started this soon after receipt gets no job.received
-
-
-def loud(fn: Callable[..., None]) -> Callable[..., None]:
-    """Celery swallows what a receiver raises: log it instead."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            fn(*args, **kwargs)
-        except Exception:
-            log.exception("agentdeck signal receiver %s failed", fn.__name__)
-
-    return wrapper
 
 
 def _short(text: Any) -> str:
@@ -63,7 +48,9 @@ def on_before_task_publish(
     routing_key: str | None = None,
     **kwargs: Any,
 ) -> None:
-    headers = headers or {}
+    if headers is None:
+        return
+    headers[SENT_HEADER] = time.time()  # the worker measures the queue wait from it
     task_id = headers.get("id")
     if not task_id:
         return
@@ -92,6 +79,7 @@ def on_before_task_publish(
 @signals.task_received.connect
 @loud
 def on_task_received(request: Any = None, **kwargs: Any) -> None:
+    STATS.count_received(request.name)
     # The worker's main process is its bottleneck, so it says nothing to Redis
     # here: it stamps the time on the request the pool child will get. The child
     # says job.received (with that time) just before job.started, in order; the
@@ -121,38 +109,47 @@ def announce_received(request: Any) -> None:
     )
 
 
+_pid = os.getpid()
+
+
+def _note_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_note_pid)
+
+
 @signals.task_prerun.connect
 @loud
 def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     if task_id is None:
         return
     req = task.request
-    started: dict[str, Any] = {
-        "worker": req.hostname,
-        "pid": os.getpid(),
-        "retries": req.retries or 0,
-    }
-    received = getattr(req, RECEIVED_KEY, None)
+    stamped = vars(req)  # what the main process stamped (absent: not received here)
+    received = stamped.get(RECEIVED_KEY)
     received = received if isinstance(received, float) else None
-    if getattr(req, SAID_KEY, False):
+    started: dict[str, Any] = {"worker": req.hostname, "pid": _pid, "retries": req.retries or 0}
+    publisher = get_publisher()
+    if stamped.get(SAID_KEY):
         pass
-    elif task.name != RUN_AGENT_TASK and received and time.time() - received < FOLD_RECEIVED:
+    elif received and task.name != RUN_AGENT_TASK and time.time() - received < FOLD_RECEIVED:
         # A plain task that started at once: one event fewer per task (the
         # worker's throughput), the receipt time travels in job.started.
         started["received_at"] = received
     else:
-        get_publisher().emit(
-            task_id,
-            EventType.JOB_RECEIVED,
-            {"worker": req.hostname, "name": task.name},
-            ts=received,
-        )
-    get_publisher().emit(task_id, EventType.JOB_STARTED, started)
+        said = {"worker": req.hostname, "name": task.name}
+        publisher.emit(task_id, EventType.JOB_RECEIVED, said, ts=received)
+    publisher.emit(task_id, EventType.JOB_STARTED, started)
+    STATS.run_started(task_id, task.name, time.time(), stamped.get(SENT_HEADER), received)
 
 
 @signals.task_retry.connect
 @loud
-def on_task_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> None:
+def on_task_retry(
+    sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any
+) -> None:
+    STATS.run_ended(request.id, getattr(sender, "name", None) or request.task, RETRIED)
     get_publisher().emit(
         request.id,
         EventType.JOB_RETRYING,
@@ -163,12 +160,15 @@ def on_task_retry(request: Any = None, reason: Any = None, **kwargs: Any) -> Non
 @signals.task_success.connect
 @loud
 def on_task_success(sender: Any = None, result: Any = None, **kwargs: Any) -> None:
-    get_publisher().emit(sender.request.id, EventType.JOB_SUCCEEDED, {"result": _jsonable(result)})
+    task_id = sender.request.id
+    get_publisher().emit(task_id, EventType.JOB_SUCCEEDED, {"result": _jsonable(result)})
+    STATS.run_ended(task_id, sender.name, SUCCEEDED)
 
 
 @signals.task_failure.connect
 @loud
 def on_task_failure(
+    sender: Any = None,
     task_id: str | None = None,
     exception: BaseException | None = None,
     einfo: Any = None,
@@ -179,30 +179,24 @@ def on_task_failure(
     error = f"{type(exception).__name__}: {exception}" if exception is not None else "unknown"
     tb = str(einfo.traceback) if einfo is not None else ""
     get_publisher().emit(task_id, EventType.JOB_FAILED, {"error": error, "traceback": tb})
+    STATS.run_ended(task_id, getattr(sender, "name", None) or "other", FAILED)
 
 
 @signals.task_revoked.connect
 @loud
 def on_task_revoked(
+    sender: Any = None,
     request: Any = None,
     terminated: bool = False,
     signum: Any = None,
     expired: bool = False,
     **kwargs: Any,
 ) -> None:
+    STATS.count_revoked(getattr(sender, "name", None) or getattr(request, "task", None) or "other")
     reason = "expired" if expired else ("terminated" if terminated else "revoked")
     get_publisher().emit(
         request.id, EventType.JOB_CANCELLED, {"reason": reason, "signal": _jsonable(signum)}
     )
-
-
-@signals.task_postrun.connect
-@loud
-def on_task_postrun(task_id: str | None = None, **kwargs: Any) -> None:
-    # The run is over: nothing new to say (success/failure/cancel said it), but a
-    # solo or threads pool may exit right after, so don't leave events behind.
-    if os.environ.get("AGENTDECK_FLUSH_AFTER_TASK") == "1":
-        get_publisher().flush(timeout=2.0)
 
 
 @signals.worker_shutdown.connect
