@@ -48,7 +48,7 @@ def open_job(svc: Services, *, worker: str, state: str = "STARTED") -> str:
 
 
 def log_of(svc: Services, job_id: str) -> list[str]:
-    return [text(raw) for raw in svc.redis.zrange(svc.settings.keys.log(job_id), 0, -1)]
+    return [text(raw) for raw in svc.redis.lrange(svc.settings.keys.log(job_id), 0, -1)]
 
 
 def test_a_job_the_result_backend_says_ended_is_reconciled(svc):

@@ -19,6 +19,7 @@ import redis
 from tests.support import Platform
 from workers.events import EventType
 from workers.publisher import _STATE_AFTER, Publisher, _pack, _Pending
+from workers.replay_log import read_log, seq_of
 from workers.settings import Settings
 
 
@@ -62,7 +63,7 @@ def received(sub: Any, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
 
 
 def replay_log(r: redis.Redis, pub: Publisher, job: str) -> list[dict[str, Any]]:
-    return [json.loads(str(raw)) for raw in r.zrange(pub.keys.log(job), 0, -1)]
+    return [json.loads(str(raw)) for raw in r.lrange(pub.keys.log(job), 0, -1)]
 
 
 def test_interleaved_jobs_in_one_batch_get_their_own_seqs_states_and_log(
@@ -169,3 +170,27 @@ def test_emit_refuses_a_job_id_holding_a_separator(publisher: Publisher) -> None
         # When an event of it is emitted, Then it is refused, not published
         assert publisher.emit(job, EventType.JOB_QUEUED, wait=True, timeout=1) == 0
     assert publisher.stats.published == 0
+
+
+def test_a_capped_log_keeps_the_newest_events_and_reads_after_any_seq(
+    platform: Platform, redis_client: redis.Redis
+) -> None:
+    # Given a publisher whose replay logs keep 3 events, and a job with 5
+    prefix = f"agentdeck-test-pub-{uuid.uuid4().hex[:8]}:"
+    settings = Settings(redis_url=platform.redis_url, key_prefix=prefix, replay_max_events=3)
+    pub = Publisher(settings)
+    job = f"job-{uuid.uuid4()}"
+    try:
+        pub._publish([item(job, "job.queued"), item(job, "job.started")])
+        pub._publish([item(job, t) for t in ("step.started", "step.finished", "job.succeeded")])
+        # When the log is read after various seqs
+        reads = {since: read_log(redis_client, settings.keys, job, since) for since in (0, 3, 5)}
+        # Then it holds the newest 3, and each read has what is after its seq
+        assert {s: (head, [seq_of(e) for e in got]) for s, (head, got) in reads.items()} == {
+            0: (5, [3, 4, 5]),
+            3: (5, [4, 5]),
+            5: (5, []),
+        }
+    finally:
+        k = settings.keys
+        redis_client.delete(k.seq(job), k.log(job), k.state(job), k.dirty, k.metrics, k.epoch)

@@ -19,6 +19,7 @@ from webapp.history import apply_event
 from webapp.services import Services, text
 from workers.events import FINAL_STATES, EnvelopeError, JobState, decode
 from workers.models import Job
+from workers.replay_log import read_log
 from workers.runtime import RUN_AGENT_TASK, InputError, UnknownAgent, get_agent
 
 FORCE_CANCEL_AFTER = 5.0
@@ -158,9 +159,7 @@ def fresh_state(svc: Services, job: Job) -> Job:
     """The job as of its last event: the SQL row (detached) plus what the recorder has
     not stored yet, folded in from the replay log. Redis away: the row as it is."""
     try:
-        raws: list[bytes] = svc.redis.zrangebyscore(  # type: ignore[assignment]
-            svc.settings.keys.log(job.id), f"({job.last_seq}", "+inf"
-        )
+        _, raws = read_log(svc.redis, svc.settings.keys, job.id, job.last_seq)
     except redis.RedisError:
         return job
     for raw in raws:

@@ -23,6 +23,7 @@ from webapp.history import apply_event, insert_events_ignoring_duplicates, new_j
 from webapp.services import text
 from workers.events import EnvelopeError, decode
 from workers.models import Job
+from workers.replay_log import read_log
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.recorder")
@@ -102,9 +103,7 @@ class Recorder:
         with self.sessions.begin() as s:
             job = s.get(Job, job_id, with_for_update=s.get_bind().dialect.name == "postgresql")
             last = job.last_seq if job is not None else 0
-            raws: list[bytes] = self.redis.zrangebyscore(  # type: ignore[assignment]
-                self.keys.log(job_id), f"({last}", "+inf"
-            )
+            _, raws = read_log(self.redis, self.keys, job_id, last)
             events = []
             for raw in raws:
                 try:

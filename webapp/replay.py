@@ -11,6 +11,7 @@ from sqlalchemy.orm import sessionmaker
 from workers.events import Event
 from workers.keys import Keys
 from workers.models import EventRow
+from workers.replay_log import read_log, seq_of
 
 # (seq, envelope as JSON text): the raw text is forwarded to clients as it is.
 Item = tuple[int, str]
@@ -23,12 +24,6 @@ class Replay:
     complete: bool  # False: a gap neither the log nor SQL can fill
 
 
-def _seq_of(raw: str) -> int:
-    # The publish script always writes '{"job":...,"seq":N,' so the seq is cheap to find.
-    start = raw.index('"seq":') + 6
-    return int(raw[start : raw.index(",", start)])
-
-
 def row_to_event(row: EventRow) -> Event:
     return Event(
         job=row.job_id, seq=row.seq, type=row.type, ts=row.ts, state=row.state, data=row.data or {}
@@ -38,15 +33,8 @@ def row_to_event(row: EventRow) -> Event:
 def events_since(
     client: redis.Redis, sessions: sessionmaker, keys: Keys, job: str, since: int
 ) -> Replay:
-    pipe = client.pipeline(transaction=True)  # log and head read at one instant
-    pipe.zrangebyscore(keys.log(job), f"({since}", "+inf")
-    pipe.get(keys.seq(job))
-    raw_log, raw_head = pipe.execute()
-    items: list[Item] = []
-    for raw in raw_log:
-        text = raw.decode() if isinstance(raw, bytes) else raw
-        items.append((_seq_of(text), text))
-    head = int(raw_head or 0)
+    head, logged = read_log(client, keys, job, since)  # log and head read at one instant
+    items: list[Item] = [(seq_of(text), text) for text in logged]
     first_in_log = items[0][0] if items else head + 1
     if first_in_log > since + 1 or head < since:
         # The log was trimmed, expired or lost: SQL has what the recorder stored.

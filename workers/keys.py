@@ -21,8 +21,8 @@ class Keys:
         return f"{self.prefix}seq:{job}"
 
     def log(self, job: str) -> str:
-        """Sorted set: the job's replay log, scored by seq, capped."""
-        return f"{self.prefix}log:{job}"
+        """List: the job's replay log, oldest first, capped (see `replay_log`)."""
+        return f"{self.prefix}replay:{job}"
 
     def state(self, job: str) -> str:
         """String: the job's current state, kept by the publish script."""

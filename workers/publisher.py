@@ -42,7 +42,7 @@ log = logging.getLogger("agentdeck.publisher")
 # Returns "seq\x1fstate" per event, joined by \x1e.
 # Each job's keys are touched once per call, however many of its events the
 # batch holds (a short task's started and succeeded usually travel together):
-# one INCRBY for its seqs, one read and one write of its state, one ZADD of its
+# one INCRBY for its seqs, one read and one write of its state, one RPUSH of its
 # log entries; one ZADD marks all the batch's jobs for the recorder. Each event
 # still gets its own PUBLISH.
 # The floor and fallback are what this process last saw of the job: if Redis
@@ -117,7 +117,6 @@ for _, e in ipairs(events) do
   end
   j.cur = st
   local ev = e[2] .. seq .. e[3] .. st .. e[5]
-  j.log[#j.log + 1] = seq
   j.log[#j.log + 1] = ev
   redis.call('PUBLISH', ARGV[3], ev)
   out[#out + 1] = seq .. '\\31' .. st
@@ -128,8 +127,8 @@ for _, job in ipairs(order) do
   local kseq, klog, kstate = ARGV[5] .. job, ARGV[6] .. job, ARGV[7] .. job
   local state_set = j.cur ~= j.stored
   if state_set then redis.call('SET', kstate, j.cur, 'EX', ttl) end
-  redis.call('ZADD', klog, unpack(j.log))
-  if j.last > cap then redis.call('ZREMRANGEBYRANK', klog, 0, -(cap + 1)) end
+  redis.call('RPUSH', klog, unpack(j.log))
+  if j.last > cap then redis.call('LTRIM', klog, -cap, -1) end
   -- a new job, and every 100 events of a long one, push the expiry on
   if j.first == 1 or math.floor(j.last / 100) > math.floor((j.first - 1) / 100) then
     redis.call('EXPIRE', kseq, ttl)

@@ -13,9 +13,10 @@ from sqlalchemy import select
 
 from webapp.errors import ApiError
 from webapp.monitor.presence import list_workers
-from webapp.services import Services, text
+from webapp.services import Services
 from workers.events import EventType
 from workers.models import EventRow, Job
+from workers.replay_log import first_entries
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 OPTIONS = ("countdown", "eta", "expires", "queue", "priority", "routing_key", "exchange")
@@ -117,8 +118,8 @@ def call_of(svc: Services, job_id: str) -> dict[str, Any] | None:
             .limit(1)
         )
     if data is None:  # not recorded yet: the replay log has it
-        for raw in svc.redis.zrangebyscore(svc.settings.keys.log(job_id), 1, 5):
-            event = json.loads(text(raw))
+        for raw in first_entries(svc.redis, svc.settings.keys, job_id, 5):
+            event = json.loads(raw)
             if event.get("type") == EventType.JOB_QUEUED.value:
                 data = event.get("data")
                 break

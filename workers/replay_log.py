@@ -1,0 +1,52 @@
+"""Reading a job's replay log: its envelopes after a given seq.
+
+The log is a Redis list, oldest first, appended by the publish script (see
+`publisher.PUBLISH_LUA`) in the same atomic call that takes the seqs, so it
+holds seqs head-len+1 .. head without a hole (a list append costs Redis a
+fraction of a sorted-set insert of the same ~300-byte envelope). A reader
+takes the head and the tail of the list at one instant, and keeps what is
+after `since` by each envelope's own seq, so a log that is not contiguous
+after all (its seq key was lost alone) still reads right.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from workers.keys import Keys
+
+# KEYS: seq, log. ARGV: since. Returns {head, index of the first entry sent, entries}.
+READ_LUA = """
+local head = tonumber(redis.call('GET', KEYS[1]) or '0')
+local start = tonumber(ARGV[1]) - (head - redis.call('LLEN', KEYS[2]))
+if start < 0 then start = 0 end
+return {head, start, redis.call('LRANGE', KEYS[2], start, -1)}
+"""
+
+
+def seq_of(envelope: str) -> int:
+    """The seq of an envelope as the publish script writes it: '{"job":...,"seq":N,'."""
+    start = envelope.index('"seq":') + 6
+    return int(envelope[start : envelope.index(",", start)])
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def read_log(client: redis.Redis, keys: Keys, job: str, since: int) -> tuple[int, list[str]]:
+    """(the job's head seq, its logged envelopes with a seq after `since`, in order)."""
+    head, start, raws = client.register_script(READ_LUA)(
+        keys=[keys.seq(job), keys.log(job)], args=[since]
+    )
+    entries = [_text(raw) for raw in raws]
+    if entries and int(start) > 0 and seq_of(entries[0]) > since + 1:
+        entries = [_text(raw) for raw in client.lrange(keys.log(job), 0, -1)]  # not contiguous
+    return int(head), [e for e in entries if seq_of(e) > since]
+
+
+def first_entries(client: redis.Redis, keys: Keys, job: str, n: int) -> list[str]:
+    """The oldest `n` envelopes still in the job's log."""
+    return [_text(raw) for raw in client.lrange(keys.log(job), 0, n - 1)]
