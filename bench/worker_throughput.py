@@ -62,16 +62,19 @@ def _fill(n: int, monitor: bool) -> None:
     subprocess.run([sys.executable, "-c", code], env=_env(monitor), check=True, cwd=ROOT)
 
 
-def _cpu(proc: psutil.Process) -> float:
-    """CPU seconds of the worker and its pool so far."""
-    total = 0.0
+def _cpu(proc: psutil.Process) -> tuple[float, float]:
+    """CPU seconds so far of the worker's main process, and of its pool processes."""
+    main, pool = 0.0, 0.0
     for p in [proc, *proc.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
         except psutil.Error:
-            pass
-    return total
+            continue
+        if p.pid == proc.pid:
+            main = t.user + t.system
+        else:
+            pool += t.user + t.system
+    return main, pool
 
 
 def _redis_cpu(r: redis.Redis) -> float:
@@ -81,8 +84,8 @@ def _redis_cpu(r: redis.Redis) -> float:
 
 def _drain(
     r: redis.Redis, n: int, args: argparse.Namespace, monitor: bool
-) -> tuple[float, float, float]:
-    """(wall seconds, worker CPU seconds, Redis CPU seconds) of the drain."""
+) -> tuple[float, float, float, float]:
+    """(wall seconds, CPU seconds of the worker's main process, of its pool, of Redis)."""
     cmd = [
         sys.executable, "-m", "celery", "-A", "bench.noop_app", "worker",
         "-c", str(args.concurrency), "-P", args.pool, "-Q", QUEUE, "--loglevel=WARNING",
@@ -101,7 +104,8 @@ def _drain(
             if time.monotonic() > deadline + 600:
                 raise RuntimeError("the queue did not drain")
             time.sleep(0.005)
-        return time.perf_counter() - t0, _cpu(ps) - c0, _redis_cpu(r) - rc0
+        wall, c1 = time.perf_counter() - t0, _cpu(ps)
+        return wall, c1[0] - c0[0], c1[1] - c0[1], _redis_cpu(r) - rc0
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -144,12 +148,13 @@ def main() -> int:
                 monitor = label == "agentdeck"
                 _clean(r)
                 _fill(n, monitor)
-                wall, worker_cpu, redis_cpu = _drain(r, n, args, monitor)
+                wall, main_cpu, pool_cpu, redis_cpu = _drain(r, n, args, monitor)
                 rates[label].append(n / wall)
-                cpu[label].append((worker_cpu + redis_cpu) / n * 1e6)
+                cpu[label].append((main_cpu + pool_cpu + redis_cpu) / n * 1e6)
                 print(
                     f"round {i + 1} {label:>9}: {n / wall:7.0f} tasks/s, CPU per task: "
-                    f"worker {worker_cpu / n * 1e6:5.0f} us + Redis {redis_cpu / n * 1e6:4.0f} us"
+                    f"worker main {main_cpu / n * 1e6:5.0f} us + pool {pool_cpu / n * 1e6:4.0f} us"
+                    f" + Redis {redis_cpu / n * 1e6:4.0f} us"
                 )
     finally:
         _clean(r)
