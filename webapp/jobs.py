@@ -182,6 +182,9 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         raise ApiError(400, "bad_cursor", "the cursor is not one this API gave out") from None
 
 
+_FINAL_VALUES = frozenset(state.value for state in FINAL_STATES)
+
+
 def list_jobs(svc: Services, args: dict[str, str]) -> dict[str, Any]:
     try:
         limit = min(max(int(args.get("limit", 50)), 1), MAX_PAGE)
@@ -224,7 +227,9 @@ def list_jobs(svc: Services, args: dict[str, str]) -> dict[str, Any]:
         counted = s.execute(select(Job.state, func.count()).where(*filters).group_by(Job.state))
         counts: dict[str, int] = {state: int(n) for state, n in counted.all()}
     more = len(rows) > limit
-    rows = rows[:limit]
+    # An unfinished row may lag its job by what the recorder has not stored yet; the
+    # page that loads this list right after subscribing would miss those events.
+    rows = [r if r.state in _FINAL_VALUES else fresh_state(svc, r) for r in rows[:limit]]
     return {
         "jobs": [job_to_dict(r) for r in rows],
         "next_cursor": _encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
