@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -173,9 +173,7 @@ class PublisherStats:
     published: int = 0
     dropped: int = 0
     redis_errors: int = 0
-    buffered: int = 0
     last_error: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # One encoder for every event: json.dumps with options builds a new one per call.

@@ -11,9 +11,11 @@ after all (its seq key was lost alone) still reads right.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from workers.keys import Keys
 
@@ -36,15 +38,44 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def read_log(client: redis.Redis, keys: Keys, job: str, since: int) -> tuple[int, list[str]]:
-    """(the job's head seq, its logged envelopes with a seq after `since`, in order)."""
-    head, start, raws = client.register_script(READ_LUA)(
-        keys=[keys.seq(job), keys.log(job)], args=[since]
-    )
+_read_script: Script | None = None
+
+
+def _read(client: redis.Redis) -> Script:
+    global _read_script
+    if _read_script is None:  # the script's digest is computed once, for any client
+        _read_script = client.register_script(READ_LUA)
+    return _read_script
+
+
+def _kept(
+    client: redis.Redis, keys: Keys, job: str, since: int, reply: list[Any]
+) -> tuple[int, list[str]]:
+    head, start, raws = reply
     entries = [_text(raw) for raw in raws]
     if entries and int(start) > 0 and seq_of(entries[0]) > since + 1:
         entries = [_text(raw) for raw in client.lrange(keys.log(job), 0, -1)]  # not contiguous
     return int(head), [e for e in entries if seq_of(e) > since]
+
+
+def read_log(client: redis.Redis, keys: Keys, job: str, since: int) -> tuple[int, list[str]]:
+    """(the job's head seq, its logged envelopes with a seq after `since`, in order)."""
+    reply = _read(client)(keys=[keys.seq(job), keys.log(job)], args=[since], client=client)
+    return _kept(client, keys, job, since, reply)
+
+
+def read_logs(
+    client: redis.Redis, keys: Keys, wanted: Iterable[tuple[str, int]]
+) -> list[tuple[int, list[str]]]:
+    """`read_log` for several (job, since) pairs in one round trip."""
+    wanted = list(wanted)
+    if not wanted:
+        return []
+    script, pipe = _read(client), client.pipeline(transaction=False)
+    for job, since in wanted:
+        script(keys=[keys.seq(job), keys.log(job)], args=[since], client=pipe)
+    replies = pipe.execute()
+    return [_kept(client, keys, j, s, r) for (j, s), r in zip(wanted, replies, strict=True)]
 
 
 def first_entries(client: redis.Redis, keys: Keys, job: str, n: int) -> list[str]:

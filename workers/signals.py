@@ -131,9 +131,10 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
     received = received if isinstance(received, float) else None
     started: dict[str, Any] = {"worker": req.hostname, "pid": _pid, "retries": req.retries or 0}
     publisher = get_publisher()
-    if stamped.get(SAID_KEY):
+    now = time.time()
+    if stamped.get(SAID_KEY):  # the heartbeat said job.received already
         pass
-    elif received and task.name != RUN_AGENT_TASK and time.time() - received < FOLD_RECEIVED:
+    elif received and task.name != RUN_AGENT_TASK and now - received < FOLD_RECEIVED:
         # A plain task that started at once: one event fewer per task (the
         # worker's throughput), the receipt time travels in job.started.
         started["received_at"] = received
@@ -141,7 +142,7 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
         said = {"worker": req.hostname, "name": task.name}
         publisher.emit(task_id, EventType.JOB_RECEIVED, said, ts=received)
     publisher.emit(task_id, EventType.JOB_STARTED, started)
-    STATS.run_started(task_id, task.name, time.time(), stamped.get(SENT_HEADER), received)
+    STATS.run_started(task_id, task.name, now, stamped.get(SENT_HEADER), received)
 
 
 @signals.task_retry.connect
