@@ -36,6 +36,7 @@ from tests.support import WebService, WorkerService
 from tests.support.own_redis import RedisControl, start_own_redis_platform
 from workers.keys import Keys
 from workers.models import EventRow, Job, make_engine
+from workers.replay_log import head_of
 
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
 KEYS = Keys()
@@ -211,8 +212,8 @@ def _check(
 ) -> None:
     r = ctl.client()
     # No job stuck: every one ends final, live and in SQL (the recorder catches up).
-    wait_until(lambda: all(r.get(KEYS.state(j)) in FINAL for j in jobs), 30, interval=0.2)
-    heads = {j: int(r.get(KEYS.seq(j)) or 0) for j in jobs}
+    wait_until(lambda: all(head_of(r, KEYS, j)[1] in FINAL for j in jobs), 30, interval=0.2)
+    heads = {j: head_of(r, KEYS, j)[0] for j in jobs}
     complete = {j: (n, n) for j, n in heads.items()}
     wait_until(lambda: _sql_heads(engine, jobs) == complete, 30, interval=0.2)
     sql_heads = _sql_heads(engine, jobs)

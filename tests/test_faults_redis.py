@@ -28,6 +28,7 @@ from tests.support.own_redis import RedisControl, start_own_redis_platform
 from tests.support.ws import WsClient, is_final
 from workers.keys import Keys
 from workers.models import EventRow, Job, make_engine
+from workers.replay_log import head_of
 
 KEYS = Keys()
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
@@ -111,10 +112,10 @@ def sql_job(engine: Engine, job_id: str) -> Job | None:
 def wait_for_state(ctl: RedisControl, job_id: str, timeout: float = 30) -> str | None:
     """The job's live state once final (or whatever it is when the time is up)."""
     r = ctl.client()
-    wait_until(lambda: r.get(KEYS.state(job_id)) in FINAL, timeout)
-    state = r.get(KEYS.state(job_id))
+    wait_until(lambda: head_of(r, KEYS, job_id)[1] in FINAL, timeout)
+    _, state = head_of(r, KEYS, job_id)
     r.close()
-    return state if isinstance(state, str) else None
+    return state
 
 
 def outputs(view: JobView) -> list[str]:
@@ -231,7 +232,7 @@ def test_redis_data_lost_mid_job_stale_resume_gets_reset_and_the_job_still_ends(
     back.close()
     assert (page.gaps, page.dups, page.resets) == (0, 0, 0)
     # and the job does not stay STARTED: it ends final, live and in SQL
-    assert r.get(KEYS.state(job_id)) in FINAL
+    assert head_of(r, KEYS, job_id)[1] in FINAL
     assert wait_until(lambda: getattr(sql_job(own_sql, job_id), "state", None) in FINAL, 20)
     # and SQL keeps the history recorded before the loss
     after = {(row.seq, row.type) for row in sql_events(own_sql, job_id)}

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from launcher.net import wait_until
 from tests.support.ws import WsClient
 from workers.models import EventRow, Job
+from workers.replay_log import head_of
 from workers.settings import get_settings
 
 
@@ -23,14 +24,16 @@ def wait_for_final_event(redis_client, job_id: str, timeout: float = 30.0) -> di
         # The job may have ended before we subscribed: the live state says so.
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if redis_client.get(get_settings().keys.state(job_id)) in ("SUCCESS", "FAILURE"):
-                return {"state": redis_client.get(get_settings().keys.state(job_id))}
+            _, state = head_of(redis_client, get_settings().keys, job_id)
+            if state in ("SUCCESS", "FAILURE"):
+                return {"state": state}
             msg = pubsub.get_message(timeout=0.5)
             if msg is None:
                 continue
-            event = json.loads(msg["data"])
-            if event["job"] == job_id and event["state"] in ("SUCCESS", "FAILURE"):
-                return event
+            for line in msg["data"].split("\n"):  # a batch's envelopes, one per line
+                event = json.loads(line)
+                if event["job"] == job_id and event["state"] in ("SUCCESS", "FAILURE"):
+                    return event
         raise TimeoutError(f"job {job_id} did not end")
     finally:
         pubsub.close()
@@ -54,7 +57,7 @@ def test_events_emitted_while_web_is_down_reach_sql_and_rest(web, worker, redis_
     assert final["state"] == "SUCCESS"
     web.start()
     # then the full history is in SQL, including what happened while web was down
-    head = int(redis_client.get(get_settings().keys.seq(job_id)))
+    head, _ = head_of(redis_client, get_settings().keys, job_id)
 
     def recorded() -> int:
         with Session(sql_engine) as s:

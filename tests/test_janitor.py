@@ -14,6 +14,7 @@ from webapp.lost_workers import check_vanished_workers
 from webapp.services import Services, text
 from workers.models import Job
 from workers.publisher import get_publisher
+from workers.replay_log import head_of
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +63,7 @@ def test_a_job_the_result_backend_says_ended_is_reconciled(svc):
     get_publisher().flush()
     # then the job gets its final event, marked reconciled, continuing SQL's seq
     assert fixed >= 1
-    assert svc.redis.get(svc.settings.keys.state(job_id)) == b"SUCCESS"
+    assert head_of(svc.redis, svc.settings.keys, job_id)[1] == "SUCCESS"
     (event,) = log_of(svc, job_id)
     assert '"seq":4,"type":"job.succeeded"' in event and '"reconciled":true' in event
 
@@ -75,7 +76,7 @@ def test_a_job_on_a_worker_redis_has_no_heartbeat_of_is_lost(svc):
     lost = check_vanished_workers(svc, quiet_for=60)
     # then the job is said lost and, its message being gone, failed
     assert lost >= 1
-    assert svc.redis.get(svc.settings.keys.state(job_id)) == b"FAILURE"
+    assert head_of(svc.redis, svc.settings.keys, job_id)[1] == "FAILURE"
     events = log_of(svc, job_id)
     assert '"type":"job.lost"' in events[0] and '"seq":4' in events[0]
     assert '"type":"job.failed"' in events[1] and "the message was gone" in events[1]

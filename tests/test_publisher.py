@@ -19,7 +19,7 @@ import redis
 from tests.support import Platform
 from workers.events import EventType
 from workers.publisher import _STATE_AFTER, Publisher, _pack, _Pending
-from workers.replay_log import read_log, seq_of
+from workers.replay_log import head_of, read_log, seq_of
 from workers.settings import Settings
 
 
@@ -50,7 +50,8 @@ def item(job: str, type_: str, data: dict[str, Any] | None = None) -> _Pending:
 
 
 def received(sub: Any, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-    """The next `n` events on the channel (or fail after `timeout`)."""
+    """The next `n` events on the channel (or fail after `timeout`); a message
+    carries a batch's envelopes, one per line."""
     events: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while len(events) < n:
@@ -58,7 +59,7 @@ def received(sub: Any, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         assert left > 0, f"only {len(events)} of {n} events arrived"
         message = sub.get_message(timeout=left)
         if message is not None:
-            events.append(json.loads(message["data"]))
+            events.extend(json.loads(line) for line in message["data"].split("\n"))
     return events
 
 
@@ -102,13 +103,14 @@ def test_interleaved_jobs_in_one_batch_get_their_own_seqs_states_and_log(
     # And the replay logs hold the same envelopes
     assert replay_log(redis_client, publisher, a) == by_job[a]
     assert replay_log(redis_client, publisher, b) == by_job[b]
-    # And the keys hold each job's head and final state, and the recorder's marks
+    # And each log's head is the job's last seq and final state; the recorder has its marks
     k = publisher.keys
-    assert redis_client.get(k.seq(a)) == "4" and redis_client.get(k.state(a)) == "SUCCESS"
-    assert redis_client.get(k.seq(b)) == "3" and redis_client.get(k.state(b)) == "FAILURE"
+    assert head_of(redis_client, k, a) == (4, "SUCCESS")
+    assert head_of(redis_client, k, b) == (3, "FAILURE")
     assert redis_client.zscore(k.dirty, a) == 4.0 and redis_client.zscore(k.dirty, b) == 3.0
     assert 0 < redis_client.ttl(k.log(a)) <= publisher.settings.replay_ttl_seconds
-    assert 0 < redis_client.ttl(k.seq(a)) <= publisher.settings.replay_ttl_seconds
+    # And the job keeps no key but its log
+    assert sorted(redis_client.scan_iter(match=f"{k.prefix}*{a}")) == [k.log(a)]
     assert int(redis_client.hget(k.metrics, "events_published") or 0) == len(batch)
 
 
@@ -155,13 +157,13 @@ def test_after_redis_lost_a_job_its_seq_goes_on_from_what_the_publisher_saw(
     received(channel, 3)
     # When Redis loses the job's keys and the job goes on
     k = publisher.keys
-    redis_client.delete(k.seq(job), k.log(job), k.state(job))
+    redis_client.delete(k.log(job))
     publisher.emit(job, EventType.LOG, {"message": "still here"})
     assert publisher.flush(timeout=5)
     # Then the next event is seq 4, in the state the job was in
     (event,) = received(channel, 1)
     assert (event["seq"], event["state"]) == (4, "STARTED")
-    assert redis_client.get(k.seq(job)) == "4"
+    assert head_of(redis_client, k, job) == (4, "STARTED")
 
 
 def test_emit_refuses_a_job_id_holding_a_separator(publisher: Publisher) -> None:
@@ -193,4 +195,24 @@ def test_a_capped_log_keeps_the_newest_events_and_reads_after_any_seq(
         }
     finally:
         k = settings.keys
-        redis_client.delete(k.seq(job), k.log(job), k.state(job), k.dirty, k.metrics, k.epoch)
+        redis_client.delete(k.log(job), k.dirty, k.metrics, k.epoch)
+
+
+def test_a_publisher_whose_connection_was_killed_and_script_flushed_goes_on(
+    publisher: Publisher, channel: Any, redis_client: redis.Redis
+) -> None:
+    # Given a publisher that has published, then lost its connection and its script
+    job = f"job-{uuid.uuid4()}"
+    publisher.emit(job, EventType.JOB_QUEUED, wait=True)
+    own_id = publisher._script._run("CLIENT", "ID")
+    redis_client.script_flush()
+    assert redis_client.client_kill_filter(_id=own_id) == 1
+    # When the job goes on
+    seq = publisher.emit(job, EventType.JOB_STARTED, wait=True)
+    # Then the event is published once, next in seq, after a reconnect and a reload
+    assert seq == 2 and publisher.stats.redis_errors == 1
+    assert [(e["seq"], e["state"]) for e in received(channel, 2)] == [
+        (1, "PENDING"),
+        (2, "STARTED"),
+    ]
+    assert channel.get_message(timeout=0.2) is None

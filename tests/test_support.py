@@ -40,7 +40,7 @@ def test_a_claim_left_by_a_dead_process_on_this_host_is_taken_over(platform: Pla
     try:
         # a session that died: its claim and some keys stay behind
         client.set(CLAIM_KEY, f"{socket.gethostname()}:999999999:dead")
-        client.set("agentdeck:seq:x", "3")
+        client.set("agentdeck:cancel:x", "1")
         again, release_again = claim_redis_db(platform.redis_url)
         try:
             assert again == url

@@ -211,13 +211,20 @@ class Hub:
         raw = data.decode() if isinstance(data, bytes) else data
         chan = channel.decode() if isinstance(channel, bytes) else channel
         if chan == self.keys.workers_channel:
-            self._fanout(WORKERS_TOPIC, raw)
+            self._fanout(WORKERS_TOPIC, [raw])
             return
+        # One message carries a publish call's envelopes, one per line.
+        lifecycle = [envelope for envelope in raw.split("\n") if self._dispatch_one(envelope)]
+        if lifecycle:
+            self._fanout(JOBS_TOPIC, lifecycle)
+
+    def _dispatch_one(self, raw: str) -> bool:
+        """Deliver one envelope to its job's subscribers; True for a lifecycle event."""
         try:
             job, seq, type_ = envelope_head(raw)
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed envelope: %.200s", raw)
-            return
+            return False
         topic = JOB_TOPIC_PREFIX + job
         with self.lock:
             clients = list(self.by_job.get(job, ()))
@@ -233,18 +240,17 @@ class Hub:
                     sub.pending = [(seq, raw)]
                     self._spawn_resync(client, job)
         self.delivered += len(clients)
-        if type_.startswith("job."):
-            self._fanout(JOBS_TOPIC, raw)
         if self.on_event is not None:
             self.on_event(job)
         if self.on_raw is not None:
             self.on_raw(raw)
+        return type_.startswith("job.")
 
-    def _fanout(self, topic: str, raw: str) -> None:
+    def _fanout(self, topic: str, raws: list[str]) -> None:
         with self.lock:
             clients = list(self.by_topic[topic])
         for client in clients:
-            client.put_events(topic, [raw])
+            client.put_events(topic, raws)
 
 
 _HEAD = '{"job":"'

@@ -22,6 +22,7 @@ from webapp.services import Services, text
 from workers.events import FINAL_STATES, EventType, JobState
 from workers.models import Job
 from workers.publisher import get_publisher
+from workers.replay_log import head_of
 
 log = logging.getLogger("agentdeck.janitor")
 
@@ -104,8 +105,8 @@ class Janitor:
         return fixed
 
     def _reconcile(self, job_id: str) -> bool:
-        live = self.svc.redis.get(self.keys.state(job_id))
-        if live is not None and JobState(text(live)) in FINAL_STATES:
+        _, live = head_of(self.svc.redis, self.keys, job_id)
+        if live is not None and JobState(live) in FINAL_STATES:
             return False  # the recorder will catch up
         result = AsyncResult(job_id, app=self.svc.celery)
         state = result.state

@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.errors import ApiError
 from webapp.history import apply_event
-from webapp.services import Services, text
+from webapp.services import Services
 from workers.events import FINAL_STATES, EnvelopeError, JobState, decode
 from workers.models import Job
-from workers.replay_log import read_logs
+from workers.replay_log import head_of, read_logs
 from workers.runtime import RUN_AGENT_TASK, InputError, UnknownAgent, get_agent
 
 FORCE_CANCEL_AFTER = 5.0
@@ -260,8 +260,8 @@ def cancel(svc: Services, job_id: str) -> Job:
 
 
 def _force_cancel(svc: Services, job_id: str) -> None:
-    live = svc.redis.get(svc.settings.keys.state(job_id))
-    if live is not None and JobState(text(live)) not in FINAL_STATES:
+    _, live = head_of(svc.redis, svc.settings.keys, job_id)
+    if live is not None and JobState(live) not in FINAL_STATES:
         svc.celery.control.revoke(job_id, terminate=True, signal="SIGTERM")
 
 

@@ -16,17 +16,10 @@ class Keys:
     prefix: str = DEFAULT_PREFIX
 
     # --- per job -----------------------------------------------------------
-    def seq(self, job: str) -> str:
-        """Counter: the last seq given to the job's events."""
-        return f"{self.prefix}seq:{job}"
-
     def log(self, job: str) -> str:
-        """List: the job's replay log, oldest first, capped (see `replay_log`)."""
+        """List: the job's replay log, oldest first, capped; its last entry holds the
+        job's last seq and state (see `replay_log`)."""
         return f"{self.prefix}replay:{job}"
-
-    def state(self, job: str) -> str:
-        """String: the job's current state, kept by the publish script."""
-        return f"{self.prefix}state:{job}"
 
     def cancel(self, job: str) -> str:
         """Flag set when a cancellation was requested (cooperative check)."""

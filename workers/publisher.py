@@ -27,131 +27,18 @@ from typing import Any
 import redis
 
 from workers.events import STATE_AFTER, EventType, now
+from workers.publish_script import PUBLISH_LUA, RS, SEP, ScriptConnection
 from workers.settings import Settings, get_settings
 
 log = logging.getLogger("agentdeck.publisher")
 
-# One call publishes a whole batch, in order.
-# KEYS: dirty, metrics, epoch, receipt
-# ARGV: max_events, ttl, channel, epoch_candidate, then the prefixes of the seq, log
-#       and state keys, then the events in one argument: each event's fields
-#       joined by \x1f, each event ended by \x1e:
-#       job, head, mid, new_state, tail, seq_floor, state_fallback
-# (one argument, not ten per event: packing the arguments was most of the
-# publisher's CPU; the per-job keys are the prefixes plus the job id).
-# Returns "seq\x1fstate" per event, joined by \x1e.
-# Each job's keys are touched once per call, however many of its events the
-# batch holds (a short task's started and succeeded usually travel together):
-# one INCRBY for its seqs, one read and one write of its state, one RPUSH of its
-# log entries; one ZADD marks all the batch's jobs for the recorder. Each event
-# still gets its own PUBLISH.
-# The floor and fallback are what this process last saw of the job: if Redis
-# lost its data, the job's seq goes on from there instead of restarting at 1.
-# The receipt makes a retry idempotent: a call that timed out may still have
-# run (a paused Redis runs what was sent once it resumes), so the retry, under
-# the same receipt, gets the first run's seqs back for the events that run
-# published and publishes only the rest (a receipt lives 60 s; retries come
-# within seconds). The epoch gets the server's clock appended, so each data
-# loss gives a new one, even when the same process is the first to publish.
-PUBLISH_LUA = """
--- A field never holds \\31 or \\30 (JSON escapes them; emit refuses them elsewhere).
-local F = '([^\\31\\30]*)'
-local EVENT = string.rep(F .. '\\31', 6) .. F .. '\\30'
-local out = {}
-local receipt = redis.call('GET', KEYS[4])
-if receipt then
-  for item in string.gmatch(receipt, '[^\\30]+') do out[#out + 1] = item end
-end
-local skip = #out
-if redis.call('EXISTS', KEYS[3]) == 0 then
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[3], ARGV[4] .. '-' .. t[1] .. '.' .. t[2])
-end
-local cap = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local events, count, order = {}, {}, {}
-local n = 0
-for job, head, mid, st, tail, floor, fallback in string.gmatch(ARGV[8], EVENT) do
-  n = n + 1
-  if n > skip then
-    events[#events + 1] = {job, head, mid, st, tail, floor, fallback}
-  end
-end
-for _, e in ipairs(events) do
-  local c = count[e[1]]
-  if c then
-    count[e[1]] = c + 1
-  else
-    count[e[1]] = 1
-    order[#order + 1] = e[1]
-  end
-end
-local jobs = {}
-for _, e in ipairs(events) do
-  local j = jobs[e[1]]
-  if not j then
-    local c = count[e[1]]
-    local kseq = ARGV[5] .. e[1]
-    local last = redis.call('INCRBY', kseq, c)
-    local floor = tonumber(e[6])
-    if last - c < floor then
-      last = floor + c
-      redis.call('SET', kseq, last)
-    end
-    local stored = redis.call('GET', ARGV[7] .. e[1])
-    local cur = stored
-    if not cur and e[7] ~= '' then cur = e[7] end
-    local first = last - c + 1
-    j = {first = first, last = last, nxt = first, stored = stored, cur = cur, log = {}}
-    jobs[e[1]] = j
-  end
-  local seq = j.nxt
-  j.nxt = seq + 1
-  local cur, st = j.cur, e[4]
-  if st == '' then
-    st = cur or 'PENDING'
-  elseif cur == 'SUCCESS' or cur == 'FAILURE' or cur == 'REVOKED' then
-    st = cur
-  elseif st == 'RECEIVED' and cur == 'STARTED' then
-    st = cur
-  end
-  j.cur = st
-  local ev = e[2] .. seq .. e[3] .. st .. e[5]
-  j.log[#j.log + 1] = ev
-  redis.call('PUBLISH', ARGV[3], ev)
-  out[#out + 1] = seq .. '\\31' .. st
-end
-local dirty = {}
-for _, job in ipairs(order) do
-  local j = jobs[job]
-  local kseq, klog, kstate = ARGV[5] .. job, ARGV[6] .. job, ARGV[7] .. job
-  local state_set = j.cur ~= j.stored
-  if state_set then redis.call('SET', kstate, j.cur, 'EX', ttl) end
-  redis.call('RPUSH', klog, unpack(j.log))
-  if j.last > cap then redis.call('LTRIM', klog, -cap, -1) end
-  -- a new job, and every 100 events of a long one, push the expiry on
-  if j.first == 1 or math.floor(j.last / 100) > math.floor((j.first - 1) / 100) then
-    redis.call('EXPIRE', kseq, ttl)
-    redis.call('EXPIRE', klog, ttl)
-    if not state_set then redis.call('EXPIRE', kstate, ttl) end
-  end
-  dirty[#dirty + 1] = j.last
-  dirty[#dirty + 1] = job
-end
-if #dirty > 0 then redis.call('ZADD', KEYS[1], unpack(dirty)) end
-local joined = table.concat(out, '\\30')
-redis.call('SET', KEYS[4], joined, 'EX', 60)
-if n > skip then redis.call('HINCRBY', KEYS[2], 'events_published', n - skip) end
-return joined
-"""
-
-SEP = "\x1f"  # between an event's fields in the script's arguments (JSON never holds it)
-RS = "\x1e"  # between the events' results in the script's answer
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@-]*")
 _STATE_AFTER = {t.value: s.value for t, s in STATE_AFTER.items()}
 LIFECYCLE_PREFIX = "job."
 BATCH_MAX = 500
-LINGER_SECONDS = 0.05  # under load, gather events this long between round trips
+# Under load, a batch goes once it holds this many events or its linger is up:
+# enough to spread a round trip's fixed cost thin, soon enough at high rates.
+BATCH_FULL = 64
 # "Under load": events of more than this many jobs a second, as from a worker
 # draining short tasks. An agent streaming fast is one job: it never waits.
 LOAD_JOBS_PER_S = 50.0
@@ -201,15 +88,17 @@ class Publisher:
         self.redis = client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
         )
-        self._script = self.redis.register_script(PUBLISH_LUA)
+        self._script = ScriptConnection(self.redis, PUBLISH_LUA)
         # Producers append without a lock (deque appends are atomic) and wake the
         # thread only when it sleeps on an empty buffer: under load it wakes by
-        # itself every LINGER, and a task's events cost its thread no lock and no
+        # itself every linger, and a task's events cost its thread no lock and no
         # wake-up.
         self._buffer: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._idle = False  # the thread waits for the buffer to fill: emit must wake it
         self._urgent = False  # someone waits for the buffer: no lingering
+        # Under load, gather events this long between round trips.
+        self._linger = settings.publish_linger_ms / 1000
         self._epoch_candidate = uuid.uuid4().hex
         # The last call's receipt while its outcome is unknown (it raised): the next call
         # must be serialized with it and start with the same events, as a retry does.
@@ -257,7 +146,7 @@ class Publisher:
                 self._urgent = True
                 self._cond.notify_all()
             item.done.wait(timeout)
-        elif self._idle:
+        elif self._idle or len(buffer) == BATCH_FULL:
             with self._cond:
                 self._cond.notify()
         return item.seq
@@ -286,22 +175,25 @@ class Publisher:
 
     # -- the draining thread ------------------------------------------------
     def _next_batch(self, last: float, under_load: bool) -> list[_Pending]:
-        """Wait for events (and, under load, until LINGER after the last round trip)."""
+        """Wait for events (and, under load, until the linger after the last round trip)."""
         with self._cond:
+            # Under load, one round trip per linger or per full batch: a wake-up and
+            # a round trip per event cost a busy worker far more. The thread
+            # sleeps it out without being idle, so no emit meanwhile pays for a
+            # notify (a lock and a thread switch in the task's own thread); only a
+            # full batch, a waiting emit or a flush (urgent) cut it short.
+            # Otherwise (an agent's stream), events go at once.
+            while under_load and not self._urgent and len(self._buffer) < BATCH_FULL:
+                left = last + self._linger - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
             # Idle is set before the buffer is looked at: an emit that appends after
             # the look sees it and wakes us (its notify waits for our wait()).
             self._idle = True
             while not self._buffer:
                 self._cond.wait()
             self._idle = False
-            # Under load, at most one round trip per LINGER: a wake-up and a round
-            # trip per event cost a busy worker far more than the batch. Otherwise
-            # (an agent's stream), a waiting emit or a flush go at once.
-            while under_load and not self._urgent and len(self._buffer) < BATCH_MAX:
-                left = last + LINGER_SECONDS - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
             self._urgent = False
             return list(itertools.islice(self._buffer, BATCH_MAX))
 
@@ -350,9 +242,7 @@ class Publisher:
             s.replay_ttl_seconds,
             k.events_channel,
             self._epoch_candidate,
-            k.seq(""),
             k.log(""),
-            k.state(""),
         ]
         seen = self._seen
         no_floor = (0, "")
@@ -362,7 +252,7 @@ class Publisher:
             packed.append(f"{item.packed}{SEP}{floor}{SEP}{fallback}{RS}")
         args.append("".join(packed))
         try:
-            out = self._script(keys=keys, args=args)
+            out = self._script(keys, args)
         except redis.RedisError:
             raise  # it may have run: the retry of this batch goes under the same receipt
         except BaseException:

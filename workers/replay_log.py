@@ -1,12 +1,14 @@
-"""Reading a job's replay log: its envelopes after a given seq.
+"""Reading a job's replay log: its envelopes after a given seq, its head.
 
 The log is a Redis list, oldest first, appended by the publish script (see
-`publisher.PUBLISH_LUA`) in the same atomic call that takes the seqs, so it
+`publish_script.PUBLISH_LUA`) in the same atomic call that takes the seqs, so it
 holds seqs head-len+1 .. head without a hole (a list append costs Redis a
-fraction of a sorted-set insert of the same ~300-byte envelope). A reader
-takes the head and the tail of the list at one instant, and keeps what is
-after `since` by each envelope's own seq, so a log that is not contiguous
-after all (its seq key was lost alone) still reads right.
+fraction of a sorted-set insert of the same ~300-byte envelope). Its last
+entry is the job's head: its seq is the job's last seq and its state the
+job's state, so no other per-job key is kept. A reader takes the head and
+the tail of the list at one instant, and keeps what is after `since` by each
+envelope's own seq, so a log that is not contiguous after all still reads
+right.
 """
 
 from __future__ import annotations
@@ -19,19 +21,40 @@ from redis.commands.core import Script
 
 from workers.keys import Keys
 
-# KEYS: seq, log. ARGV: since. Returns {head, index of the first entry sent, entries}.
+# KEYS: log. ARGV: since. Returns {head, index of the first entry sent, entries}.
 READ_LUA = """
-local head = tonumber(redis.call('GET', KEYS[1]) or '0')
-local start = tonumber(ARGV[1]) - (head - redis.call('LLEN', KEYS[2]))
+local tip = redis.call('LINDEX', KEYS[1], -1)
+if not tip then return {0, 0, {}} end
+local head = tonumber(string.match(tip, '","seq":(%d+)'))
+local start = tonumber(ARGV[1]) - (head - redis.call('LLEN', KEYS[1]))
 if start < 0 then start = 0 end
-return {head, start, redis.call('LRANGE', KEYS[2], start, -1)}
+return {head, start, redis.call('LRANGE', KEYS[1], start, -1)}
 """
+# The first '"seq":' and ',"state":"' of an envelope are its own: a JSON string
+# escapes its quotes, so neither can occur inside the job id or the type before them.
+_SEQ = '"seq":'
+_STATE = ',"state":"'
 
 
 def seq_of(envelope: str) -> int:
     """The seq of an envelope as the publish script writes it: '{"job":...,"seq":N,'."""
-    start = envelope.index('"seq":') + 6
+    start = envelope.index(_SEQ) + len(_SEQ)
     return int(envelope[start : envelope.index(",", start)])
+
+
+def state_of(envelope: str) -> str:
+    """The state of an envelope as the publish script writes it."""
+    start = envelope.index(_STATE) + len(_STATE)
+    return envelope[start : envelope.index('"', start)]
+
+
+def head_of(client: redis.Redis, keys: Keys, job: str) -> tuple[int, str | None]:
+    """(the job's last seq, its state) as Redis has them; (0, None) for a job it has not."""
+    tip = client.lindex(keys.log(job), -1)
+    if tip is None:
+        return 0, None
+    envelope = _text(tip)
+    return seq_of(envelope), state_of(envelope)
 
 
 def _text(raw: Any) -> str:
@@ -60,7 +83,7 @@ def _kept(
 
 def read_log(client: redis.Redis, keys: Keys, job: str, since: int) -> tuple[int, list[str]]:
     """(the job's head seq, its logged envelopes with a seq after `since`, in order)."""
-    reply = _read(client)(keys=[keys.seq(job), keys.log(job)], args=[since], client=client)
+    reply = _read(client)(keys=[keys.log(job)], args=[since], client=client)
     return _kept(client, keys, job, since, reply)
 
 
@@ -73,7 +96,7 @@ def read_logs(
         return []
     script, pipe = _read(client), client.pipeline(transaction=False)
     for job, since in wanted:
-        script(keys=[keys.seq(job), keys.log(job)], args=[since], client=pipe)
+        script(keys=[keys.log(job)], args=[since], client=pipe)
     replies = pipe.execute()
     return [_kept(client, keys, j, s, r) for (j, s), r in zip(wanted, replies, strict=True)]
 

@@ -47,6 +47,7 @@ class Settings:
     replay_max_events: int = 10_000
     replay_ttl_seconds: int = 7 * 24 * 3600
     publish_buffer_max: int = 100_000
+    publish_linger_ms: float = 200.0
     max_body_bytes: int = 1_048_576
     client_queue_bytes: int = 4 * 1_048_576
     heartbeat_seconds: float = 2.0
@@ -79,6 +80,7 @@ class Settings:
             replay_max_events=_int(env, "AGENTDECK_REPLAY_MAX_EVENTS", cls.replay_max_events),
             replay_ttl_seconds=_int(env, "AGENTDECK_REPLAY_TTL", cls.replay_ttl_seconds),
             publish_buffer_max=_int(env, "AGENTDECK_PUBLISH_BUFFER", cls.publish_buffer_max),
+            publish_linger_ms=_float(env, "AGENTDECK_PUBLISH_LINGER_MS", cls.publish_linger_ms),
             max_body_bytes=_int(env, "AGENTDECK_MAX_BODY_BYTES", cls.max_body_bytes),
             client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
             heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
