@@ -216,3 +216,22 @@ def test_a_publisher_whose_connection_was_killed_and_script_flushed_goes_on(
         (2, "STARTED"),
     ]
     assert channel.get_message(timeout=0.2) is None
+
+
+def test_plain_events_are_encoded_by_the_thread_and_bad_data_still_says_the_event(
+    publisher: Publisher, channel: Any
+) -> None:
+    # Given a task's plain events, one of them with data that cannot be encoded
+    job = f"job-{uuid.uuid4()}"
+    looped: dict[str, Any] = {}
+    looped["self"] = looped
+    publisher.emit_plain(job, "job.started", {"worker": "w@h", "pid": 7}, ts=1.5)
+    publisher.emit_plain(job, "job.succeeded", looped)
+    # When the thread publishes them
+    assert publisher.flush(timeout=5)
+    started, succeeded = received(channel, 2)
+    # Then both are said, in order, with their states, the bad data replaced
+    assert (started["seq"], started["state"], started["ts"]) == (1, "STARTED", 1.5)
+    assert started["data"] == {"worker": "w@h", "pid": 7}
+    assert (succeeded["seq"], succeeded["state"]) == (2, "SUCCESS")
+    assert "Circular reference" in succeeded["data"]["unencodable"]

@@ -1,10 +1,12 @@
 """Per-task statistics of a worker: what its heartbeat reports.
 
-Counting is kept off Redis: the task signal receivers of `signals` add to
-memory (see `monitor_stats`) as they say each transition, and the heartbeat
-thread of the worker's main process sends it all every `heartbeat_seconds`
-in one round trip (`presence.py`). One receiver per signal does both: a
-second one would cost each task a second dispatch.
+Counting is kept off Redis: the task signal receivers of `signals` note
+each run's start and end, the publisher's thread adds the notes to memory
+shared with the main process (see `monitor_stats`) before each batch, and
+the heartbeat thread of the worker's main process sends it all every
+`heartbeat_seconds` in one round trip (`presence.py`). One receiver per
+signal does both events and notes (a second one would cost each task a
+second dispatch), and a note is one append: the task's thread does least.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from celery import signals
 
 from workers.loud import loud
 from workers.monitor_stats import SharedCounters
+from workers.publisher import CHORES
 
 log = logging.getLogger("agentdeck.monitor")
 
@@ -37,6 +41,10 @@ class WorkerStats:
         self._prefetch_seen: dict[str, tuple[float, int]] = {}
         self._slot: int | None = None
         self._starts: dict[str, float] = {}
+        # (task id, name, now, sent, received, monotonic) of a start; (task id,
+        # name, column, monotonic) of an end: the task's thread appends, the
+        # publisher's thread applies (apply_notes).
+        self._notes: deque[tuple[Any, ...]] = deque()
 
     def slot(self) -> int:
         """0 in the main process (solo, threads), 1 + the pool index in a prefork child."""
@@ -62,22 +70,32 @@ class WorkerStats:
         self, task_id: str, name: str, now: float, sent: Any, received: float | None
     ) -> None:
         """A run begins: its queue wait (from `sent`) and prefetch time (from `received`)."""
-        counters = self.counters
-        if counters is None:
-            return
-        self._starts[task_id] = time.monotonic()
-        wait = now - sent if isinstance(sent, (int, float)) else None
-        prefetch = now - received if received is not None else None
-        counters.started(self.slot(), name, wait, prefetch)
+        if self.counters is not None:
+            self._notes.append((task_id, name, now, sent, received, time.monotonic()))
 
     def run_ended(self, task_id: str, name: str, column: int) -> None:
         """A run ends in `column` (SUCCEEDED, FAILED or RETRIED), with its runtime."""
-        counters = self.counters
-        start = self._starts.pop(task_id, None)
-        if counters is None:
-            return
-        runtime = time.monotonic() - start if start is not None else None
-        counters.finished(self.slot(), name, column, runtime)
+        if self.counters is not None:
+            self._notes.append((task_id, name, column, time.monotonic()))
+
+    def apply_notes(self) -> None:
+        """Add the runs noted so far to the shared counters (the publisher's thread)."""
+        counters, notes = self.counters, self._notes
+        while notes:
+            note = notes.popleft()
+            if counters is None:
+                continue
+            if len(note) == 6:
+                task_id, name, now, sent, received, at = note
+                self._starts[task_id] = at
+                wait = now - sent if isinstance(sent, (int, float)) else None
+                prefetch = now - received if received is not None else None
+                counters.started(self.slot(), name, wait, prefetch)
+            else:
+                task_id, name, column, at = note
+                start = self._starts.pop(task_id, None)
+                runtime = at - start if start is not None else None
+                counters.finished(self.slot(), name, column, runtime)
 
     def update_prefetch_times(self, per_task: dict[str, dict[str, Any]]) -> None:
         """Received -> started at the worker: the mean over the runs that started since
@@ -92,6 +110,7 @@ class WorkerStats:
 
 STATS = WorkerStats()
 os.register_at_fork(after_in_child=STATS.forget_slot)
+CHORES.append(STATS.apply_notes)
 
 
 @signals.worker_init.connect

@@ -26,6 +26,8 @@ MAX_REPR = 2_000
 RECEIVED_KEY = "agentdeck_received"  # when the worker received the task
 SAID_KEY = "agentdeck_received_said"  # job.received already said (by the heartbeat)
 FOLD_RECEIVED = 0.05  # a plain task started this soon after receipt gets no job.received
+RECEIVED, STARTED = EventType.JOB_RECEIVED.value, EventType.JOB_STARTED.value
+SUCCEEDED_EVENT = EventType.JOB_SUCCEEDED.value
 
 
 def _short(text: Any) -> str:
@@ -132,6 +134,9 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
     started: dict[str, Any] = {"worker": req.hostname, "pid": _pid, "retries": req.retries or 0}
     publisher = get_publisher()
     now = time.time()
+    # The note goes before the events: the publisher's thread applies notes when
+    # it takes a batch, and the last one must not wait for an event after it.
+    STATS.run_started(task_id, task.name, now, stamped.get(SENT_HEADER), received)
     if stamped.get(SAID_KEY):  # the heartbeat said job.received already
         pass
     elif received and task.name != RUN_AGENT_TASK and now - received < FOLD_RECEIVED:
@@ -140,9 +145,8 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
         started["received_at"] = received
     else:
         said = {"worker": req.hostname, "name": task.name}
-        publisher.emit(task_id, EventType.JOB_RECEIVED, said, ts=received)
-    publisher.emit(task_id, EventType.JOB_STARTED, started)
-    STATS.run_started(task_id, task.name, now, stamped.get(SENT_HEADER), received)
+        publisher.emit_plain(task_id, RECEIVED, said, ts=received)
+    publisher.emit_plain(task_id, STARTED, started)
 
 
 @signals.task_retry.connect
@@ -162,8 +166,12 @@ def on_task_retry(
 @loud
 def on_task_success(sender: Any = None, result: Any = None, **kwargs: Any) -> None:
     task_id = sender.request.id
-    get_publisher().emit(task_id, EventType.JOB_SUCCEEDED, {"result": _jsonable(result)})
-    STATS.run_ended(task_id, sender.name, SUCCEEDED)
+    STATS.run_ended(task_id, sender.name, SUCCEEDED)  # before the event (see prerun)
+    value = _jsonable(result)
+    if isinstance(value, (list, dict)):  # the task's own object: encode it now
+        get_publisher().emit(task_id, EventType.JOB_SUCCEEDED, {"result": value})
+    else:
+        get_publisher().emit_plain(task_id, SUCCEEDED_EVENT, {"result": value})
 
 
 @signals.task_failure.connect
@@ -179,8 +187,8 @@ def on_task_failure(
         return
     error = f"{type(exception).__name__}: {exception}" if exception is not None else "unknown"
     tb = str(einfo.traceback) if einfo is not None else ""
-    get_publisher().emit(task_id, EventType.JOB_FAILED, {"error": error, "traceback": tb})
     STATS.run_ended(task_id, getattr(sender, "name", None) or "other", FAILED)
+    get_publisher().emit(task_id, EventType.JOB_FAILED, {"error": error, "traceback": tb})
 
 
 @signals.task_revoked.connect
