@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
 from workers.events import STATE_AFTER, EventType, now
@@ -70,13 +71,23 @@ class PublisherStats:
     last_error: str = ""
 
 
-# One encoder for every event: json.dumps with options builds a new one per call.
-_encode_data = json.JSONEncoder(separators=(",", ":"), default=str).encode
+# orjson: the standard encoder builds its C encoder anew for every call, which
+# made encoding most of the publisher thread's CPU per event. What orjson
+# refuses (an int past 64 bits, say) goes through the standard one.
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+_encode_slowly = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def _encode_data(data: dict[str, Any]) -> str:
+    try:
+        return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return _encode_slowly(data)
 
 
 def _json_str(value: str) -> str:
     """A JSON string; the usual job ids and event types skip the encoder."""
-    return f'"{value}"' if _PLAIN.fullmatch(value) else json.dumps(value)
+    return f'"{value}"' if _PLAIN.fullmatch(value) else orjson.dumps(value).decode()
 
 
 def _pack_late(item: _Pending) -> None:
