@@ -1,10 +1,11 @@
 """Give events their seq and publish them: one Redis round trip per batch.
 
 Each process has one `Publisher` (see `get_publisher`). `emit` only appends
-to an in-memory buffer; a background thread drains it, running the publish
-script for every event in one pipelined round trip. The script assigns the
-job's next seq, fixes the job's state, appends the envelope to the job's
-replay log, marks the job for the recorder and PUBLISHes it, atomically.
+to an in-memory buffer (`emit_plain`, for the task signal receivers, does not
+even encode); a background thread drains it, running the publish script
+(`publish_script`) on a batch of events in one round trip. The script gives
+each event its job's next seq and state, appends it to the job's replay log,
+marks the job for the recorder and PUBLISHes the batch, atomically.
 
 Keeping Redis off the caller's path is what keeps the cost to a Celery
 worker low, and the buffer is what carries events across a Redis outage.
