@@ -173,6 +173,3 @@ class ScriptConnection:
             conn.disconnect()  # a reply may still come: never read it as the next one's
             raise
         return reply
-
-    def close(self) -> None:
-        self._conn.disconnect()
