@@ -18,9 +18,8 @@ import threading
 import time
 
 import redis
-import requests
 
-from tests.support import WebService, WorkerService, start_platform
+from tests.support import WebService, WorkerService, http, start_platform
 from tests.support.ws import WsClient, is_final
 
 
@@ -55,7 +54,7 @@ def redis_baseline(url: str, n: int) -> list[float]:
 
 
 def job_latencies(url: str, text: str, steps: int, delay: float) -> list[float]:
-    r = requests.post(
+    r = http.post(
         f"{url}/api/jobs",
         timeout=10,
         json={"agent": "echo", "input": {"text": text, "steps": steps, "delay": delay}},

@@ -26,13 +26,12 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
-import requests
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bench.soak_client import SoakClient
 from launcher.net import wait_until
-from tests.support import WebService, WorkerService
+from tests.support import WebService, WorkerService, http
 from tests.support.own_redis import RedisControl, start_own_redis_platform
 from workers.keys import Keys
 from workers.models import EventRow, Job, make_engine
@@ -149,7 +148,7 @@ def run(opts: Options, log: Any = print) -> SoakResult:
 
 def _submit(url: str, opts: Options) -> str:
     body: dict[str, Any] = {"agent": "chatty", "input": {"count": opts.events, "delay": opts.delay}}
-    r = requests.post(f"{url}/api/jobs", json=body, timeout=10)
+    r = http.post(f"{url}/api/jobs", json=body, timeout=10)
     r.raise_for_status()
     return str(r.json()["id"])
 

@@ -34,6 +34,7 @@ from typing import Any
 import requests
 from playwright.sync_api import Page, expect, sync_playwright
 
+from tests.support import http
 from tests.support.chromium import CHROMIUM_ARGS
 
 LEAD_SECONDS = 3.0  # the first step: the page opens and subscribes meanwhile
@@ -77,7 +78,7 @@ def summarize(samples: list[Sample]) -> Result:
 
 
 def _submit(base_url: str, input: dict[str, Any]) -> str:
-    res = requests.post(f"{base_url}/api/jobs", json={"agent": "echo", "input": input}, timeout=10)
+    res = http.post(f"{base_url}/api/jobs", json={"agent": "echo", "input": input}, timeout=10)
     res.raise_for_status()
     job_id: str = res.json()["id"]
     return job_id
@@ -146,8 +147,8 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90.0) 
         if proc.poll() is not None:
             raise RuntimeError(f"the launcher exited with {proc.returncode}")
         try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                agents = requests.get(f"{url}/api/agents", timeout=2).json()["agents"]
+            if http.get(f"{url}/readyz", timeout=1).status_code == 200:
+                agents = http.get(f"{url}/api/agents", timeout=2).json()["agents"]
                 if any(a["name"] == "echo" for a in agents):
                     return
         except requests.RequestException:

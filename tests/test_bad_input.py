@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 
+from tests.support import http
 from tests.support.ws import WsClient
 
 
 def job_count(web_url: str) -> int:
-    counts = requests.get(f"{web_url}/api/jobs", params={"limit": 1}, timeout=10).json()["counts"]
+    counts = http.get(f"{web_url}/api/jobs", params={"limit": 1}, timeout=10).json()["counts"]
     return sum(counts.values())
 
 
@@ -48,7 +48,7 @@ def test_bad_submissions_are_refused_and_store_nothing(web, body, headers, statu
     # given the number of jobs stored
     before = job_count(web.url)
     # when a bad submission arrives
-    r = requests.post(
+    r = http.post(
         f"{web.url}/api/jobs",
         data=body,
         headers={"Content-Type": "application/json", **headers},
@@ -62,7 +62,7 @@ def test_bad_submissions_are_refused_and_store_nothing(web, body, headers, statu
 
 
 def test_schema_violation_names_the_field(web):
-    r = requests.post(
+    r = http.post(
         f"{web.url}/api/jobs",
         json={"agent": "echo", "input": {"text": "x", "steps": "many"}},
         timeout=10,
@@ -74,7 +74,7 @@ def test_schema_violation_names_the_field(web):
 def test_oversized_body_is_413_and_stores_nothing(web):
     before = job_count(web.url)
     huge = json.dumps({"agent": "echo", "input": {"text": "x" * (2 * 1024 * 1024)}})
-    r = requests.post(
+    r = http.post(
         f"{web.url}/api/jobs", data=huge, headers={"Content-Type": "application/json"}, timeout=30
     )
     assert r.status_code == 413
@@ -84,9 +84,9 @@ def test_oversized_body_is_413_and_stores_nothing(web):
 
 def test_unknown_job_is_404(web):
     for path in ("/api/jobs/nope", "/api/jobs/nope/events"):
-        r = requests.get(web.url + path, timeout=10)
+        r = http.get(web.url + path, timeout=10)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
-    r = requests.get(f"{web.url}/api/jobs/x/events", params={"since": "abc"}, timeout=10)
+    r = http.get(f"{web.url}/api/jobs/x/events", params={"since": "abc"}, timeout=10)
     assert r.status_code == 400
 
 

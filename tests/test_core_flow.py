@@ -5,19 +5,18 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import requests
-
+from tests.support import http
 from tests.support.ws import WsClient, is_final, watch_to_end
 
 
 def submit(web_url: str, agent: str, **input: Any) -> dict[str, Any]:
-    r = requests.post(f"{web_url}/api/jobs", json={"agent": agent, "input": input}, timeout=10)
+    r = http.post(f"{web_url}/api/jobs", json={"agent": agent, "input": input}, timeout=10)
     assert r.status_code == 202, r.text
     return r.json()
 
 
 def rest_events(web_url: str, job_id: str, since: int = 0) -> list[dict[str, Any]]:
-    r = requests.get(f"{web_url}/api/jobs/{job_id}/events", params={"since": since}, timeout=10)
+    r = http.get(f"{web_url}/api/jobs/{job_id}/events", params={"since": since}, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()["events"]
 
@@ -47,7 +46,7 @@ def test_echo_streams_every_event_in_order_and_rest_matches(web, worker):
     )
     # and REST serves exactly the same events
     assert rest_events(web.url, job["id"]) == events
-    final = requests.get(f"{web.url}/api/jobs/{job['id']}", timeout=10).json()
+    final = http.get(f"{web.url}/api/jobs/{job['id']}", timeout=10).json()
     assert final["state"] == "SUCCESS" and final["result"] == "the quick brown fox"
 
 
@@ -92,7 +91,7 @@ def test_cancelled_sleep_ends_revoked_within_two_seconds(web, worker):
         ws.events_until(job["id"], lambda e: e["type"] == "job.started")
         # when it is cancelled
         t0 = time.monotonic()
-        r = requests.post(f"{web.url}/api/jobs/{job['id']}/cancel", timeout=10)
+        r = http.post(f"{web.url}/api/jobs/{job['id']}/cancel", timeout=10)
         assert r.status_code == 202
         events = ws.events_until(job["id"], is_final, timeout=10)
         elapsed = time.monotonic() - t0
@@ -102,7 +101,7 @@ def test_cancelled_sleep_ends_revoked_within_two_seconds(web, worker):
     assert events[-1]["type"] == "job.cancelled" and events[-1]["state"] == "REVOKED"
     assert elapsed < 2.0
     # and cancelling again says it already ended
-    again = requests.post(f"{web.url}/api/jobs/{job['id']}/cancel", timeout=10)
+    again = http.post(f"{web.url}/api/jobs/{job['id']}/cancel", timeout=10)
     assert again.status_code == 409
 
 
@@ -114,7 +113,7 @@ def test_retry_creates_a_new_job_with_the_same_input(web, worker):
         ws.subscribe_job(job["id"])
         ws.events_until(job["id"], is_final)
         # when it is retried
-        r = requests.post(f"{web.url}/api/jobs/{job['id']}/retry", timeout=10)
+        r = http.post(f"{web.url}/api/jobs/{job['id']}/retry", timeout=10)
         assert r.status_code == 202
         retried = r.json()
         ws.subscribe_job(retried["id"])
@@ -135,9 +134,9 @@ def test_idempotency_key_gives_one_job(web, worker):
         "input": {"text": "once", "steps": 1, "delay": 0},
         "idempotency_key": f"k-{time.time_ns()}",
     }
-    first = requests.post(f"{web.url}/api/jobs", json=body, timeout=10)
+    first = http.post(f"{web.url}/api/jobs", json=body, timeout=10)
     # when it is sent again
-    second = requests.post(f"{web.url}/api/jobs", json=body, timeout=10)
+    second = http.post(f"{web.url}/api/jobs", json=body, timeout=10)
     # then both answers name the same job
     assert first.status_code == 202 and second.status_code == 200
     assert first.json()["id"] == second.json()["id"]
@@ -146,7 +145,7 @@ def test_idempotency_key_gives_one_job(web, worker):
 def test_agents_are_served_with_their_json_schema(web):
     # when the agents are listed
     agents = {
-        a["name"]: a for a in requests.get(f"{web.url}/api/agents", timeout=10).json()["agents"]
+        a["name"]: a for a in http.get(f"{web.url}/api/agents", timeout=10).json()["agents"]
     }
     # then the built-ins are there with schemas from their type hints
     echo = agents["echo"]["input_schema"]

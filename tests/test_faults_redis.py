@@ -16,13 +16,12 @@ from typing import Any
 import psutil
 import pytest
 import redis
-import requests
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
-from tests.support import Platform, WebService, WorkerService
+from tests.support import Platform, WebService, WorkerService, http
 from tests.support.follow import JobView
 from tests.support.own_redis import RedisControl, start_own_redis_platform
 from tests.support.ws import WsClient, is_final
@@ -92,7 +91,7 @@ def _heal(ctl: RedisControl) -> None:
 
 # -- helpers ----------------------------------------------------------------------------------
 def submit(url: str, agent: str, **input: Any) -> str:
-    r = requests.post(f"{url}/api/jobs", json={"agent": agent, "input": input}, timeout=10)
+    r = http.post(f"{url}/api/jobs", json={"agent": agent, "input": input}, timeout=10)
     assert r.status_code == 202, r.text
     return str(r.json()["id"])
 

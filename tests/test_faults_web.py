@@ -10,19 +10,18 @@ from typing import Any
 
 import psutil
 import pytest
-import requests
 import websocket
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
-from tests.support import WebService, WorkerService
+from tests.support import WebService, WorkerService, http
 from tests.support.ws import WsClient, is_final
 from workers.models import EventRow
 
 
 def submit(url: str, agent: str, **input: Any) -> str:
-    r = requests.post(f"{url}/api/jobs", json={"agent": agent, "input": input}, timeout=10)
+    r = http.post(f"{url}/api/jobs", json={"agent": agent, "input": input}, timeout=10)
     assert r.status_code == 202, r.text
     return r.json()["id"]
 
@@ -182,7 +181,7 @@ def own_worker(platform) -> Iterator[WorkerService]:
 
 def test_warm_worker_shutdown_finishes_running_jobs(web, own_worker):
     # given a job running on a worker
-    r = requests.post(
+    r = http.post(
         f"{web.url}/api/jobs",
         timeout=10,
         json={"agent": "sleep", "input": {"seconds": 2}, "queue": "warm"},

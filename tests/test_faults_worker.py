@@ -8,9 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 
-from tests.support import WorkerService
+from tests.support import WorkerService, http
 from tests.support.ws import WsClient, is_final, watch_to_end
 from workers.settings import get_settings
 
@@ -19,7 +18,7 @@ def submit(url: str, agent: str, queue: str | None = None, **input: Any) -> str:
     body: dict[str, Any] = {"agent": agent, "input": input}
     if queue:
         body["queue"] = queue
-    r = requests.post(f"{url}/api/jobs", json=body, timeout=10)
+    r = http.post(f"{url}/api/jobs", json=body, timeout=10)
     assert r.status_code == 202, r.text
     return r.json()["id"]
 

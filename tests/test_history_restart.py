@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-import requests
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
+from tests.support import http
 from tests.support.ws import WsClient
 from workers.models import EventRow, Job
 from workers.replay_log import head_of
@@ -41,7 +41,7 @@ def wait_for_final_event(redis_client, job_id: str, timeout: float = 30.0) -> di
 
 def test_events_emitted_while_web_is_down_reach_sql_and_rest(web, worker, redis_client, sql_engine):
     # given a slow job that has started, watched over the WebSocket
-    r = requests.post(
+    r = http.post(
         f"{web.url}/api/jobs",
         timeout=10,
         json={"agent": "echo", "input": {"text": "one two three", "steps": 8, "delay": 0.15}},
@@ -76,5 +76,5 @@ def test_events_emitted_while_web_is_down_reach_sql_and_rest(web, worker, redis_
     assert row is not None and row.state == "SUCCESS" and row.result == "one two three"
     assert row.finished_at is not None and row.worker
     # and REST serves all of it
-    rest = requests.get(f"{web.url}/api/jobs/{job_id}/events", timeout=10).json()
+    rest = http.get(f"{web.url}/api/jobs/{job_id}/events", timeout=10).json()
     assert [e["seq"] for e in rest["events"]] == list(range(1, head + 1))

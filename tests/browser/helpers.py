@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from playwright.sync_api import Page, expect
 
+from tests.support import http
 from tests.support.ws import WsClient
 
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
@@ -70,7 +70,7 @@ class Rest:
 
     def __init__(self, base_url: str) -> None:
         self.base = base_url.rstrip("/")
-        self.http = requests.Session()
+        self.http = http.session()
 
     def submit(self, agent: str, input: dict[str, Any], **extra: Any) -> dict[str, Any]:
         res = self.http.post(

@@ -12,7 +12,8 @@ from tests.support.ws import WsClient, is_final
 
 
 class Api:
-    """requests against the web, with `Authorization: Bearer <admin token>` when `admin`."""
+    """requests against the web, with `Authorization: Bearer <admin token>` unless
+    `admin=False` (an anonymous client)."""
 
     def __init__(self, base_url: str, token: str) -> None:
         self.base = base_url.rstrip("/")
@@ -21,7 +22,7 @@ class Api:
         self.session.trust_env = False  # never through a proxy
 
     def request(
-        self, method: str, path: str, *, admin: bool = False, **kw: Any
+        self, method: str, path: str, *, admin: bool = True, **kw: Any
     ) -> requests.Response:
         headers = dict(kw.pop("headers", {}) or {})
         if admin:

@@ -31,11 +31,13 @@ def test_pool_grow_then_shrink_changes_concurrency(api, online_plain_worker):
 def test_controls_need_the_admin_token(api, online_plain_worker):
     host = online_plain_worker.hostname
     # given no token, then 401; a wrong one, 401; and nothing changed
-    r = api.request("POST", f"/api/worker/pool/grow/{host}")
+    r = api.request("POST", f"/api/worker/pool/grow/{host}", admin=False)
     assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
-    r = api.request("POST", f"/api/worker/pool/grow/{host}", headers={"Authorization": "Bearer x"})
+    r = api.request(
+        "POST", f"/api/worker/pool/grow/{host}", admin=False, headers={"Authorization": "Bearer x"}
+    )
     assert r.status_code == 401
-    r = api.request("POST", "/api/task/revoke/some-id")
+    r = api.request("POST", "/api/task/revoke/some-id", admin=False)
     assert r.status_code == 401
 
 
@@ -70,5 +72,5 @@ def test_retry_reruns_a_failed_task_with_the_same_arguments(api, online_plain_wo
     assert task["args"] == detail["args"] == f"('{key}',)"
     assert task["result"] == repr(f"{key} ok on run 2")
     # and a task that succeeded cannot be retried
-    r = api.request("POST", f"/api/monitor/tasks/{new_id}/retry", admin=True)
+    r = api.request("POST", f"/api/monitor/tasks/{new_id}/retry")
     assert r.status_code == 409

@@ -53,9 +53,9 @@ def test_apply_and_send_run_registered_tasks_only(api, online_plain_worker):
     assert body["state"] == "SUCCESS" and body["result"] == 11 and "task-id" in body
 
     for path in ("apply", "async-apply", "send-task"):
-        r = api.request("POST", f"/api/task/{path}/os.system", admin=True, json={"args": ["id"]})
+        r = api.request("POST", f"/api/task/{path}/os.system", json={"args": ["id"]})
         assert r.status_code == 404, path
-    r = api.request("POST", "/api/task/async-apply/plain.add", admin=True, json={"args": 3})
+    r = api.request("POST", "/api/task/async-apply/plain.add", json={"args": 3})
     assert r.status_code == 400
 
 
@@ -85,9 +85,9 @@ def test_worker_endpoints_answer_in_flowers_shape(api, online_plain_worker):
     )
     assert msg == {"message": "time limits set successfully"}
 
-    r = api.request("POST", f"/api/worker/pool/autoscale/{host}?min=1&max=2", admin=True)
+    r = api.request("POST", f"/api/worker/pool/autoscale/{host}?min=1&max=2")
     assert r.status_code == 403  # autoscaling is not enabled on this worker: Flower says 403
-    r = api.request("POST", "/api/worker/pool/grow/nobody@nowhere", admin=True)
+    r = api.request("POST", "/api/worker/pool/grow/nobody@nowhere")
     assert r.status_code == 404
     r = api.request("GET", "/api/workers", params={"workername": "nobody@nowhere"})
     assert r.status_code == 404

@@ -14,8 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
+from tests.support import http
 from tests.support.ws import WsClient, is_final
 
 
@@ -85,7 +84,7 @@ class JobView:
 
     def reload(self, timeout: float = 10.0) -> None:
         """The page's reload after `reset`: every event over REST, merged by seq."""
-        r = requests.get(
+        r = http.get(
             f"{self.base_url}/api/jobs/{self.job}/events", params={"since": 0}, timeout=timeout
         )
         r.raise_for_status()

@@ -9,11 +9,15 @@ from typing import Any
 
 import websocket
 
+from tests.support.http import auth_headers
+
 
 class WsClient:
-    def __init__(self, base_url: str, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 10.0, token: str | None = None) -> None:
+        """`token`: sent at the handshake as a bearer token (default the admin token; ""
+        sends none, for clients that authenticate with the `auth` op or not at all)."""
         url = base_url.replace("http://", "ws://").rstrip("/") + "/ws"
-        self.conn = websocket.create_connection(url, timeout=timeout)
+        self.conn = websocket.create_connection(url, timeout=timeout, header=auth_headers(token))
         self.frames: list[dict[str, Any]] = []
 
     def send(self, frame: dict[str, Any] | str) -> None:
