@@ -32,6 +32,7 @@ class Options:
     startup_timeout: float
     stop_timeout: float
     quiet: bool
+    insecure_no_auth: bool = False
 
     @property
     def log_dir(self) -> Path:
@@ -70,6 +71,12 @@ def parser() -> argparse.ArgumentParser:
                    help="how long children get to stop after SIGTERM before SIGKILL")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="do not echo the children's output (it is always in the logs)")
+    p.add_argument(
+        "--insecure-no-auth",
+        action="store_true",
+        help="no logins: anyone who reaches the web server acts as admin "
+        "(AGENTDECK_INSECURE_NO_AUTH=1)",
+    )
     return p
 
 
@@ -97,4 +104,5 @@ def resolve(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None
         startup_timeout=args.startup_timeout,
         stop_timeout=args.stop_timeout,
         quiet=args.quiet,
+        insecure_no_auth=args.insecure_no_auth or settings.insecure_no_auth,
     )

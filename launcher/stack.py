@@ -15,6 +15,7 @@ import redis
 
 from launcher.commands import REPO_ROOT, WORKER_READY, child_env, web_argv, worker_argv
 from launcher.embedded_redis import EmbeddedRedis
+from launcher.first_run import UnsafeStart, prepare_access
 from launcher.migrate import upgrade
 from launcher.net import http_ok, local_url, wait_until
 from launcher.options import Options
@@ -49,6 +50,7 @@ class Launcher:
         self._signals = 0
         self._stopping = False
         self._lock: TextIO | None = None
+        self.login_secret: str | None = None
 
     # -- signals ------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -96,6 +98,15 @@ class Launcher:
         self.start_redis()
         log.info("migrating %s", redact(o.database_url))
         upgrade(o.database_url)
+        try:
+            self.login_secret = prepare_access(
+                o.database_url,
+                host=o.host,
+                admin_token=os.environ.get("AGENTDECK_ADMIN_TOKEN", ""),
+                insecure_no_auth=o.insecure_no_auth,
+            )
+        except UnsafeStart as exc:
+            raise StartupError(str(exc)) from None
         if self.stop_requested:
             return
         env = self.child_env()
@@ -160,6 +171,7 @@ class Launcher:
                 "AGENTDECK_DATA_DIR": str(o.data_dir),
                 "AGENTDECK_HOST": o.host,
                 "AGENTDECK_PORT": str(o.port),
+                **({"AGENTDECK_INSECURE_NO_AUTH": "1"} if o.insecure_no_auth else {}),
             },
         )
 
@@ -183,6 +195,9 @@ class Launcher:
         lines = []
         if self.web is not None:
             lines.append(f"Agentdeck is running at {local_url(o.host, o.port)}/")
+            if self.login_secret:
+                link = f"{local_url(o.host, o.port)}/login?token={self.login_secret}"
+                lines.append(f"  log in:   {link}  (works once, for a day)")
         else:
             lines.append("Agentdeck is running (no web server)")
         where = f" (embedded Valkey, data in {o.redis_dir})" if self.embedded else ""

@@ -7,6 +7,7 @@ import logging
 import redis
 from flask import Flask
 
+from webapp.auth import init_auth
 from webapp.errors import register_error_handlers
 from webapp.monitor import init_monitor
 from webapp.services import Services
@@ -16,6 +17,7 @@ from workers.settings import Settings, get_settings
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
     """The app; `background=False` leaves the hub's and recorder's threads unstarted."""
+    from webapp.auth.sockets import SocketWarden
     from webapp.hub import Hub
     from webapp.janitor import Janitor
     from webapp.lost_workers import check_lost_workers, check_vanished_workers
@@ -48,6 +50,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         recorder=recorder,
     )
 
+    svc.accounts = init_auth(app, settings, sessions)
     svc.janitor = Janitor(svc)
     svc.janitor.checks.append(lambda: check_lost_workers(svc))
     svc.janitor.scans.append(lambda: check_vanished_workers(svc))
@@ -55,6 +58,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     _register_blueprints(app)
     init_monitor(app, background=background)  # Flower-style monitoring (webapp/monitor/)
     if background:
+        SocketWarden(hub, svc.accounts).start()
         hub.start()
         recorder.start()
         svc.janitor.start()

@@ -8,6 +8,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from webapp import jobs
+from webapp.auth.guard import current_principal, require
+from webapp.auth.roles import Role
 from webapp.errors import ApiError
 from webapp.replay import events_since
 from webapp.services import services, text
@@ -37,21 +39,25 @@ def list_agents() -> Any:
 
 
 @bp.post("/jobs")
+@require(Role.OPERATOR)
 def submit_job() -> Any:
     sub = jobs.Submission.parse(_json_body())
-    job, created = jobs.submit(services(), sub)
-    return jsonify(jobs.job_to_dict(job)), 202 if created else 200
+    owner = current_principal()
+    job, created = jobs.submit(services(), sub, owner)
+    return jsonify(jobs.job_to_dict(job, owner)), 202 if created else 200
 
 
 @bp.get("/jobs")
 def list_jobs() -> Any:
-    return jsonify(jobs.list_jobs(services(), request.args.to_dict()))
+    return jsonify(jobs.list_jobs(services(), request.args.to_dict(), current_principal()))
 
 
 @bp.get("/jobs/<job_id>")
 def get_job(job_id: str) -> Any:
     svc = services()
-    return jsonify(jobs.job_to_dict(jobs.fresh_state(svc, jobs.get_job(svc, job_id))))
+    viewer = current_principal()
+    job = jobs.fresh_state(svc, jobs.get_job(svc, job_id, viewer))
+    return jsonify(jobs.job_to_dict(job, viewer))
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -63,9 +69,12 @@ def job_events(job_id: str) -> Any:
         raise ApiError(400, "bad_request", '"since" must be a whole number') from None
     if since < 0:
         raise ApiError(400, "bad_request", '"since" must be >= 0')
+    viewer = current_principal()
+    if not viewer.sees_all:
+        jobs.get_job(svc, job_id, viewer)  # 404 for a job this user may not see
     replay = events_since(svc.redis, svc.sessions, svc.settings.keys, job_id, since)
     if not replay.items and replay.head == 0:
-        jobs.get_job(svc, job_id)  # 404 for a job nobody knows
+        jobs.get_job(svc, job_id, viewer)  # 404 for a job nobody knows
     # Envelopes are stored as JSON text: splice them in as they are.
     epoch = svc.redis.get(svc.settings.keys.epoch)
     head = {
@@ -80,14 +89,18 @@ def job_events(job_id: str) -> Any:
 
 @bp.post("/jobs/<job_id>/cancel")
 def cancel_job(job_id: str) -> Any:
-    return jsonify(jobs.job_to_dict(jobs.cancel(services(), job_id))), 202
+    actor = current_principal()
+    return jsonify(jobs.job_to_dict(jobs.cancel(services(), job_id, actor), actor)), 202
 
 
 @bp.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str) -> Any:
-    return jsonify(jobs.job_to_dict(jobs.retry(services(), job_id))), 202
+    actor = current_principal()
+    return jsonify(jobs.job_to_dict(jobs.retry(services(), job_id, actor), actor)), 202
 
 
 @bp.post("/jobs/<job_id>/input")
 def answer_job(job_id: str) -> Any:
-    return jsonify(jobs.job_to_dict(jobs.answer(services(), job_id, _json_body()))), 202
+    actor = current_principal()
+    job = jobs.answer(services(), job_id, _json_body(), actor)
+    return jsonify(jobs.job_to_dict(job, actor)), 202

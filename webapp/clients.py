@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from webapp.auth.roles import Principal
 from webapp.replay import Item
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4001
+CLOSE_UNAUTHORIZED = 4401  # no valid credentials, or they were revoked
 MERGE_LIMIT = 256 * 1024  # a frame of merged events grows to about this many characters
 
 
@@ -27,8 +30,10 @@ class JobSub:
 class Client:
     """Frames wait here for the client's sender; past `limit` bytes the client is cut off."""
 
-    def __init__(self, limit_bytes: int) -> None:
+    def __init__(self, limit_bytes: int, principal: Principal | None = None) -> None:
         self.limit = limit_bytes
+        self.principal = principal  # None until the `auth` op succeeds
+        self.opened_at = time.monotonic()
         self.lock = threading.Lock()  # guards subs
         self.subs: dict[str, JobSub] = {}
         self.topics: set[str] = set()

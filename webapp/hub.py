@@ -20,6 +20,7 @@ import redis
 from sqlalchemy.orm import sessionmaker
 
 from webapp.clients import Client, JobSub
+from webapp.owners import JobOwners
 from webapp.replay import events_since
 from webapp.services import text
 from workers.settings import Settings
@@ -37,6 +38,7 @@ class Hub:
         self.keys = settings.keys
         self.redis = client
         self.sessions = sessions
+        self.owners = JobOwners(sessions)
         self.lock = threading.Lock()
         self.clients: set[Client] = set()
         self.by_job: dict[str, set[Client]] = {}
@@ -214,17 +216,21 @@ class Hub:
             self._fanout(WORKERS_TOPIC, [raw])
             return
         # One message carries a publish call's envelopes, one per line.
-        lifecycle = [envelope for envelope in raw.split("\n") if self._dispatch_one(envelope)]
+        lifecycle: list[tuple[str, str]] = []
+        for envelope in raw.split("\n"):
+            job = self._dispatch_one(envelope)
+            if job is not None:
+                lifecycle.append((job, envelope))
         if lifecycle:
-            self._fanout(JOBS_TOPIC, lifecycle)
+            self._fanout_jobs(lifecycle)
 
-    def _dispatch_one(self, raw: str) -> bool:
-        """Deliver one envelope to its job's subscribers; True for a lifecycle event."""
+    def _dispatch_one(self, raw: str) -> str | None:
+        """Deliver one envelope to its job's subscribers; its job for a lifecycle event."""
         try:
             job, seq, type_ = envelope_head(raw)
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed envelope: %.200s", raw)
-            return False
+            return None
         topic = JOB_TOPIC_PREFIX + job
         with self.lock:
             clients = list(self.by_job.get(job, ()))
@@ -244,7 +250,33 @@ class Hub:
             self.on_event(job)
         if self.on_raw is not None:
             self.on_raw(raw)
-        return type_.startswith("job.")
+        return job if type_.startswith("job.") else None
+
+    def _fanout_jobs(self, events: list[tuple[str, str]]) -> None:
+        """The `jobs` topic: everything to those who see all, their own jobs to the rest."""
+        with self.lock:
+            clients = list(self.by_topic[JOBS_TOPIC])
+        everything = [raw for _, raw in events]
+        restricted = [c for c in clients if c.principal is not None and not c.principal.sees_all]
+        owners = self.owners.of(job for job, _ in events) if restricted else {}
+        for client in clients:
+            who = client.principal
+            if who is None:
+                continue
+            if who.sees_all:
+                client.put_events(JOBS_TOPIC, everything)
+                continue
+            mine = [raw for job, raw in events if owners.get(job) == who.user_id]
+            if mine:
+                client.put_events(JOBS_TOPIC, mine)
+
+    def close_where(self, should_close: Callable[[Client], bool], code: int, reason: str) -> int:
+        """Close every client for which `should_close` is true; how many were."""
+        with self.lock:
+            doomed = [c for c in self.clients if should_close(c)]
+        for client in doomed:
+            client.close(code, reason)
+        return len(doomed)
 
     def _fanout(self, topic: str, raws: list[str]) -> None:
         with self.lock:

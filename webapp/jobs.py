@@ -14,6 +14,7 @@ import redis
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from webapp.auth.roles import Principal
 from webapp.errors import ApiError
 from webapp.history import apply_event
 from webapp.services import Services
@@ -26,7 +27,8 @@ FORCE_CANCEL_AFTER = 5.0
 MAX_PAGE = 200
 
 
-def job_to_dict(job: Job) -> dict[str, Any]:
+def job_to_dict(job: Job, viewer: Principal | None = None) -> dict[str, Any]:
+    """The job as the API shows it; its traceback only to its owner and admins."""
     runtime = None
     if job.started_at and job.finished_at:
         runtime = round(job.finished_at - job.started_at, 6)
@@ -40,11 +42,12 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "kwargs": job.kwargs,
         "result": job.result,
         "error": job.error,
-        "traceback": job.traceback,
+        "traceback": job.traceback if _may_read_traceback(job, viewer) else None,
         "queue": job.queue,
         "priority": job.priority,
         "idempotency_key": job.idempotency_key,
         "retry_of": job.retry_of,
+        "owner_id": job.owner_id,
         "parent_id": job.parent_id,
         "root_id": job.root_id,
         "worker": job.worker,
@@ -57,6 +60,10 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "last_seq": job.last_seq,
         "runtime": runtime,
     }
+
+
+def _may_read_traceback(job: Job, viewer: Principal | None) -> bool:
+    return viewer is None or viewer.is_admin or job.owner_id == viewer.user_id
 
 
 @dataclass(frozen=True)
@@ -98,9 +105,11 @@ class Submission:
         return cls(agent, raw_input, queue, priority, key)
 
 
-def submit(svc: Services, sub: Submission, retry_of: str | None = None) -> tuple[Job, bool]:
-    """Store and send a job; returns (job, created). An idempotency key seen before
-    returns the job it made, with created False."""
+def submit(
+    svc: Services, sub: Submission, owner: Principal, retry_of: str | None = None
+) -> tuple[Job, bool]:
+    """Store and send a job owned by `owner`; returns (job, created). An idempotency key
+    the same owner used before returns the job it made, with created False."""
     try:
         spec = get_agent(sub.agent)
     except UnknownAgent:
@@ -119,6 +128,7 @@ def submit(svc: Services, sub: Submission, retry_of: str | None = None) -> tuple
         priority=sub.priority,
         idempotency_key=sub.idempotency_key,
         retry_of=retry_of,
+        owner_id=owner.user_id,
         retries=0,
         created_at=time.time(),
         last_seq=0,
@@ -127,10 +137,11 @@ def submit(svc: Services, sub: Submission, retry_of: str | None = None) -> tuple
         with svc.sessions.begin() as s:
             s.add(job)
     except IntegrityError:
-        existing = _by_idempotency_key(svc, sub.idempotency_key)
+        existing = _by_idempotency_key(svc, owner.user_id, sub.idempotency_key)
         if existing is None:
             raise
         return existing, False
+    svc.hub.owners.note(job.id, job.owner_id)
     options: dict[str, Any] = {"task_id": job.id}
     if sub.queue:
         options["queue"] = sub.queue
@@ -140,18 +151,27 @@ def submit(svc: Services, sub: Submission, retry_of: str | None = None) -> tuple
     return job, True
 
 
-def _by_idempotency_key(svc: Services, key: str | None) -> Job | None:
+def _by_idempotency_key(svc: Services, owner_id: str, key: str | None) -> Job | None:
     if key is None:
         return None
     with svc.sessions() as s:
-        return s.scalar(select(Job).where(Job.idempotency_key == key))
+        return s.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
 
 
-def get_job(svc: Services, job_id: str) -> Job:
+def get_job(svc: Services, job_id: str, viewer: Principal) -> Job:
+    """The job, if `viewer` may see it: another user's job is as missing as no job."""
     with svc.sessions() as s:
         job = s.get(Job, job_id)
-    if job is None:
+    if job is None or not viewer.can_see(job.owner_id):
         raise ApiError(404, "not_found", f"no job {job_id!r}")
+    return job
+
+
+def get_changeable_job(svc: Services, job_id: str, actor: Principal) -> Job:
+    """The job, if `actor` may cancel, retry or answer it (404 if unseen, 403 if read-only)."""
+    job = get_job(svc, job_id, actor)
+    if not actor.can_change(job.owner_id):
+        raise ApiError(403, "forbidden", "you may not change this job")
     return job
 
 
@@ -191,12 +211,14 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
 _FINAL_VALUES = frozenset(state.value for state in FINAL_STATES)
 
 
-def list_jobs(svc: Services, args: dict[str, str]) -> dict[str, Any]:
+def list_jobs(svc: Services, args: dict[str, str], viewer: Principal) -> dict[str, Any]:
     try:
         limit = min(max(int(args.get("limit", 50)), 1), MAX_PAGE)
     except ValueError:
         raise ApiError(400, "bad_request", '"limit" must be a whole number') from None
     filters: list[Any] = []  # all but the state: the per-state counts follow them
+    if (owner := viewer.visible_owner) is not None:
+        filters.append(Job.owner_id == owner)
     if agent := args.get("agent"):
         filters.append(Job.agent == agent)
     if kind := args.get("kind"):
@@ -238,14 +260,14 @@ def list_jobs(svc: Services, args: dict[str, str]) -> dict[str, Any]:
     rows = rows[:limit]
     fresh_states(svc, [r for r in rows if r.state not in _FINAL_VALUES])
     return {
-        "jobs": [job_to_dict(r) for r in rows],
+        "jobs": [job_to_dict(r, viewer) for r in rows],
         "next_cursor": _encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,
         "counts": {state.value: counts.get(state.value, 0) for state in JobState},
     }
 
 
-def cancel(svc: Services, job_id: str) -> Job:
-    job = get_job(svc, job_id)
+def cancel(svc: Services, job_id: str, actor: Principal) -> Job:
+    job = get_changeable_job(svc, job_id, actor)
     if JobState(fresh_state(svc, job).state) in FINAL_STATES:
         raise ApiError(409, "already_finished", f"job {job_id} is already {job.state}")
     keys = svc.settings.keys
@@ -265,18 +287,22 @@ def _force_cancel(svc: Services, job_id: str) -> None:
         svc.celery.control.revoke(job_id, terminate=True, signal="SIGTERM")
 
 
-def retry(svc: Services, job_id: str) -> Job:
-    old = get_job(svc, job_id)
+def retry(svc: Services, job_id: str, actor: Principal) -> Job:
+    """A new run of the same agent and input, owned by whoever asked for it."""
+    old = get_changeable_job(svc, job_id, actor)
     if old.agent is None:
         raise ApiError(409, "not_an_agent_job", "only agent jobs can be retried here")
     job, _ = submit(
-        svc, Submission(old.agent, old.input or {}, old.queue, old.priority), retry_of=old.id
+        svc,
+        Submission(old.agent, old.input or {}, old.queue, old.priority),
+        actor,
+        retry_of=old.id,
     )
     return job
 
 
-def answer(svc: Services, job_id: str, body: Any) -> Job:
-    job = fresh_state(svc, get_job(svc, job_id))
+def answer(svc: Services, job_id: str, body: Any, actor: Principal) -> Job:
+    job = fresh_state(svc, get_changeable_job(svc, job_id, actor))
     if not isinstance(body, dict) or "answer" not in body:
         raise ApiError(422, "invalid_input", 'the body must be {"answer": ...}', field="answer")
     if job.state != JobState.WAITING:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 from workers.settings import Settings
 
 if TYPE_CHECKING:
+    from webapp.auth.store import AccountStore
     from webapp.hub import Hub
     from webapp.janitor import Janitor
     from webapp.recorder import Recorder
@@ -29,6 +30,7 @@ class Services:
     hub: Hub
     recorder: Recorder
     janitor: Janitor | None = None
+    accounts: AccountStore | None = None
 
 
 def text(value: object) -> str:

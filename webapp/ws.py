@@ -10,10 +10,12 @@ import socket
 import threading
 from typing import Any
 
+from flask import g
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
-from webapp.clients import Client
+from webapp.auth.store import AccountStore
+from webapp.clients import CLOSE_UNAUTHORIZED, Client
 from webapp.hub import JOB_TOPIC_PREFIX, JOBS_TOPIC, WORKERS_TOPIC, Hub
 from webapp.services import services
 
@@ -69,8 +71,14 @@ def handle_frame(hub: Hub, client: Client, text: Any) -> None:
     op = frame["op"]
     if op == "ping":
         client.put('{"type":"pong"}')
+    elif op == "auth":
+        _authenticate(client, frame)
+    elif client.principal is None:
+        client.put(_error("unauthorized", 'authenticate first: {"op": "auth", "token": ...}'))
+        client.close(CLOSE_UNAUTHORIZED, "not authenticated")
     elif op == "subscribe":
         topic = _topic(frame)
+        principal = client.principal
         if len(client.subs) + len(client.topics) >= MAX_SUBSCRIPTIONS:
             raise FrameError("too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} topics")
         if topic.startswith(JOB_TOPIC_PREFIX):
@@ -80,18 +88,41 @@ def handle_frame(hub: Hub, client: Client, text: Any) -> None:
             epoch = frame.get("epoch")
             if epoch is not None and not isinstance(epoch, str):
                 raise FrameError("bad_epoch", '"epoch" must be the string the server gave')
-            hub.subscribe_job(client, topic[len(JOB_TOPIC_PREFIX) :], since, epoch or None)
+            job = topic[len(JOB_TOPIC_PREFIX) :]
+            if not principal.sees_all and not hub.owners.owned_by(job, principal.user_id):
+                # another user's job is as missing as one that does not exist
+                raise FrameError("not_found", f"no job {job!r}")
+            hub.subscribe_job(client, job, since, epoch or None)
         else:
+            if topic == WORKERS_TOPIC and not principal.sees_all:
+                raise FrameError("forbidden", "worker presence is for those who see all jobs")
             hub.subscribe_topic(client, topic)
     elif op == "unsubscribe":
         hub.unsubscribe(client, _topic(frame))
         client.put(json.dumps({"type": "unsubscribed", "topic": frame["topic"]}))
-    elif op == "auth":
-        if not isinstance(frame.get("token"), str):
-            raise FrameError("bad_token", 'auth needs a "token" string')
-        client.put('{"type":"authenticated"}')
     else:
         raise FrameError("unknown_op", f"unknown op {op[:40]!r}")
+
+
+def _authenticate(client: Client, frame: dict[str, Any]) -> None:
+    token = frame.get("token")
+    if not isinstance(token, str):
+        raise FrameError("bad_token", 'auth needs a "token" string')
+    if client.principal is None:
+        principal = accounts().authenticate(token)
+        if principal is None:
+            client.put(_error("unauthorized", "the token is not valid"))
+            client.close(CLOSE_UNAUTHORIZED, "bad token")
+            return
+        client.principal = principal
+    who = client.principal
+    client.put(json.dumps({"type": "authenticated", "user": who.name, "role": who.role.value}))
+
+
+def accounts() -> AccountStore:
+    store = services().accounts
+    assert store is not None
+    return store
 
 
 def _send_loop(ws: Any, client: Client) -> None:
@@ -128,7 +159,8 @@ def websocket(ws: Any) -> None:
     ws.sock = _SendAll(ws.sock)
     svc = services()
     hub = svc.hub
-    client = Client(svc.settings.client_queue_bytes)
+    # Authenticated at the handshake (cookie or bearer header), or later by the auth op.
+    client = Client(svc.settings.client_queue_bytes, g.get("principal"))
     hub.register(client)
     sender = threading.Thread(target=_send_loop, args=(ws, client), daemon=True)
     sender.start()

@@ -1,4 +1,5 @@
-"""SQL history: jobs (every Celery task, agents included), their events, workers.
+"""SQL history: jobs (every Celery task, agents included), their events, workers,
+and the accounts that own jobs (users and their API tokens).
 
 SQLite (WAL) by default, PostgreSQL through DATABASE_URL. The schema is
 managed by the Alembic migrations in `migrations/`.
@@ -10,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Float,
     Index,
     Integer,
@@ -41,7 +43,8 @@ class Job(Base):
     traceback: Mapped[str | None] = mapped_column(Text, nullable=True)
     queue: Mapped[str | None] = mapped_column(String(255), nullable=True)
     priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True, unique=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    owner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: plain task
     retry_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     root_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -64,6 +67,9 @@ class Job(Base):
         Index("ix_jobs_started", "started_at"),
         Index("ix_jobs_worker_created", "worker", "created_at"),
         Index("ix_jobs_parent", "parent_id"),
+        # accounts: a user's jobs; idempotency keys are scoped by owner
+        Index("ix_jobs_owner_created", "owner_id", "created_at"),
+        Index("ux_jobs_owner_idempotency", "owner_id", "idempotency_key", unique=True),
     )
 
 
@@ -86,6 +92,37 @@ class WorkerRow(Base):
     first_seen: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float)
     online: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator | admin
+    all_jobs: Mapped[bool] = mapped_column(Boolean, default=False)  # sees every job
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A credential: an API token, a browser session or a one-time login link.
+
+    Only a SHA-256 of the secret is kept (the secrets are random, so no slow hash
+    is needed); `role` caps what the token may do below its user's role."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))  # api | session | login
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 def make_engine(url: str) -> Engine:

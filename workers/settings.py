@@ -33,6 +33,19 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -52,6 +65,10 @@ class Settings:
     client_queue_bytes: int = 4 * 1_048_576
     heartbeat_seconds: float = 2.0
     worker_expiry_seconds: float = 5.0
+    allowed_hosts: tuple[str, ...] = ()  # () : this machine's names and `host`
+    allowed_origins: tuple[str, ...] = ()  # besides the page's own origin
+    insecure_no_auth: bool = False
+    proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-* to trust
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
@@ -64,9 +81,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        modules = tuple(
-            m.strip() for m in env.get("AGENTDECK_AGENT_MODULES", "").split(",") if m.strip()
-        )
+        modules = _list(env, "AGENTDECK_AGENT_MODULES")
         return cls(
             redis_url=env.get("REDIS_URL") or cls.redis_url,
             database_url=env.get("DATABASE_URL", ""),
@@ -85,6 +100,10 @@ class Settings:
             client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
             heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
             worker_expiry_seconds=_float(env, "AGENTDECK_WORKER_EXPIRY", cls.worker_expiry_seconds),
+            allowed_hosts=_list(env, "AGENTDECK_ALLOWED_HOSTS"),
+            allowed_origins=_list(env, "AGENTDECK_ALLOWED_ORIGINS"),
+            insecure_no_auth=_flag(env, "AGENTDECK_INSECURE_NO_AUTH"),
+            proxy_hops=_int(env, "AGENTDECK_PROXY_HOPS", 0),
         )
 
 

@@ -73,8 +73,7 @@ def api(web: Any, admin_token: str) -> Api:
 
 @pytest.fixture
 def admin_page(page: Any, admin_token: str) -> Any:
-    """The browser page with the admin token entered (as a person would, once per tab)."""
-    page.add_init_script(f"sessionStorage.setItem('agentdeck.adminToken', {admin_token!r})")
+    """The browser page, logged in as the admin (every `page` is)."""
     return page
 
 

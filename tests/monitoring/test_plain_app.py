@@ -83,7 +83,7 @@ def test_search_filters_and_stable_pages(api, online_plain_worker):
 
 
 def _samples(api: Api) -> dict[tuple[str, tuple], float]:
-    text = api.session.get(api.base + "/metrics", timeout=10).text
+    text = api.request("GET", "/metrics").text
     out = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:

@@ -46,9 +46,14 @@ def screenshots(output_dir: Path) -> Path:
     return folder
 
 
-def _new_page(browser: Browser, errors: PageErrors, **context_args: object) -> Page:
+def _new_page(
+    browser: Browser, errors: PageErrors, login_url: str | None, **context_args: object
+) -> Page:
     context = browser.new_context(**context_args)  # type: ignore[arg-type]
     context.set_default_timeout(EXPECT_TIMEOUT_MS)
+    if login_url is not None:
+        # The login link sets the session cookie in this context's jar, as a click would.
+        assert context.request.get(login_url, max_redirects=0).status == 302
     page = context.new_page()
     page.on("pageerror", lambda exc: errors.uncaught.append(str(exc)))
 
@@ -65,21 +70,44 @@ def page_errors() -> PageErrors:
     return PageErrors()
 
 
+def _admin_login_url(request: pytest.FixtureRequest) -> str:
+    web = request.getfixturevalue("web")
+    token = request.getfixturevalue("admin_token")
+    return f"{web.url}/login?token={token}"
+
+
 @pytest.fixture
-def page(browser: Browser, page_errors: PageErrors) -> Iterator[Page]:
-    """A desktop-sized page in a fresh context; the test fails on script errors."""
-    page = _new_page(browser, page_errors, viewport={"width": 1280, "height": 900})
+def page(
+    browser: Browser, page_errors: PageErrors, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A desktop-sized page in a fresh context, logged in as the admin; the test fails on
+    script errors."""
+    page = _new_page(
+        browser, page_errors, _admin_login_url(request), viewport={"width": 1280, "height": 900}
+    )
     yield page
     page.context.close()
     page_errors.assert_clean()
 
 
 @pytest.fixture
-def phone(browser: Browser, page_errors: PageErrors) -> Iterator[Page]:
-    """A phone-sized page (390x844, touch, 3x)."""
+def anonymous_page(browser: Browser, page_errors: PageErrors) -> Iterator[Page]:
+    """A desktop-sized page in a fresh context that has not logged in."""
+    page = _new_page(browser, page_errors, None, viewport={"width": 1280, "height": 900})
+    yield page
+    page.context.close()
+    page_errors.assert_clean()
+
+
+@pytest.fixture
+def phone(
+    browser: Browser, page_errors: PageErrors, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A phone-sized page (390x844, touch, 3x), logged in as the admin."""
     page = _new_page(
         browser,
         page_errors,
+        _admin_login_url(request),
         viewport={"width": 390, "height": 844},
         device_scale_factor=2,
         is_mobile=True,

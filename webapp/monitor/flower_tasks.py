@@ -13,10 +13,11 @@ from typing import Any
 
 from celery.result import AsyncResult
 from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import select
 
+from webapp.auth.guard import admin_required, current_principal, require_all_jobs
 from webapp.errors import ApiError
 from webapp.monitor import broker, taskviews
-from webapp.monitor.auth import admin_required
 from webapp.monitor.inspect import control
 from webapp.monitor.presence import list_workers
 from webapp.monitor.taskcalls import async_apply, registered_names, wait_result
@@ -33,18 +34,21 @@ def json_ordered(pairs: list[tuple[str, Any]]) -> Response:
 @bp.get("/tasks")
 def list_tasks() -> Any:
     svc = services()
+    owner = current_principal().visible_owner
     with svc.sessions() as s:
-        rows, _ = taskviews.query(s, request.args.to_dict(), default_limit=None)
+        rows, _ = taskviews.query(s, request.args.to_dict(), default_limit=None, owner=owner)
         return json_ordered([(r.id, taskviews.flower_task(r)) for r in rows])
 
 
 @bp.get("/task/types")
+@require_all_jobs
 def task_types() -> Any:
     with services().sessions() as s:
         return jsonify({"task-types": taskviews.task_types(s)})
 
 
 @bp.get("/queues/length")
+@require_all_jobs
 def queue_lengths() -> Any:
     svc = services()
     rows = broker.queues(svc, list_workers(svc))
@@ -57,14 +61,26 @@ def queue_lengths() -> Any:
 def task_info(task_id: str) -> Any:
     with services().sessions() as s:
         job = s.get(Job, task_id)
-        if job is None:
+        if job is None or not current_principal().can_see(job.owner_id):
             raise ApiError(404, "not_found", f"Unknown task '{task_id}'")
         return jsonify(taskviews.flower_info(job, taskviews.children_of(s, task_id)))
+
+
+def _check_visible(task_id: str) -> None:
+    """404 for a task the caller may not see (those who see all may ask for any id)."""
+    viewer = current_principal()
+    if viewer.sees_all:
+        return
+    with services().sessions() as s:
+        owner = s.scalar(select(Job.owner_id).where(Job.id == task_id))
+    if owner is None or not viewer.can_see(owner):
+        raise ApiError(404, "not_found", f"Unknown task '{task_id}'")
 
 
 @bp.get("/task/result/<task_id>")
 def task_result(task_id: str) -> Any:
     svc = services()
+    _check_visible(task_id)
     timeout = request.args.get("timeout")
     result = AsyncResult(task_id, app=svc.celery)
     response: dict[str, Any] = {"task-id": task_id, "state": result.state}

@@ -11,8 +11,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from webapp.auth.guard import admin_required, require_all_jobs
 from webapp.errors import ApiError
-from webapp.monitor.auth import admin_required
 from webapp.monitor.inspect import control, inspect_workers, known_host
 from webapp.monitor.presence import list_workers
 from webapp.services import services
@@ -50,6 +50,7 @@ def ok_or_403(reply: dict[str, Any], what: str) -> Any:
 
 
 @bp.get("/workers")
+@require_all_jobs
 def workers() -> Any:
     svc = services()
     name = request.args.get("workername") or None

@@ -21,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from webapp.auth.guard import require_all_jobs
 from webapp.monitor import broker, histo
 from webapp.monitor.latency import LATENCY_BUCKETS
 from webapp.monitor.loop import ws_clients_total
@@ -145,5 +146,6 @@ def render(svc: Services) -> bytes:
 
 
 @bp.get("/metrics")
+@require_all_jobs
 def metrics() -> Response:
     return Response(render(services()), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -7,10 +7,10 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
+from webapp.auth.guard import admin_required, current_principal, require_all_jobs
 from webapp.errors import ApiError
 from webapp.jobs import retry as retry_agent_job
 from webapp.monitor import broker, dashboard, presence, taskviews
-from webapp.monitor.auth import admin_required, check_admin
 from webapp.monitor.inspect import inspect_workers
 from webapp.monitor.taskcalls import call_of, retry_task
 from webapp.services import services
@@ -23,16 +23,14 @@ PAGE_MAX = 200
 
 @bp.get("/whoami")
 def whoami() -> Any:
-    svc = services()
-    try:
-        check_admin()
-        admin = True
-    except ApiError:
-        admin = False
-    return jsonify({"admin": admin, "token_configured": bool(svc.settings.admin_token)})
+    who = current_principal()
+    return jsonify(
+        {"admin": who.is_admin, "all_jobs": who.sees_all, "name": who.name, "role": who.role}
+    )
 
 
 @bp.get("/workers")
+@require_all_jobs
 def workers() -> Any:
     svc = services()
     return jsonify(
@@ -45,6 +43,7 @@ def workers() -> Any:
 
 
 @bp.get("/workers/<path:host>")
+@require_all_jobs
 def worker(host: str) -> Any:
     svc = services()
     found = presence.get_worker(svc, host)
@@ -64,6 +63,7 @@ def purge(host: str) -> Any:
 
 
 @bp.get("/broker")
+@require_all_jobs
 def broker_page() -> Any:
     svc = services()
     url = str(svc.celery.conf.broker_url or "")
@@ -78,6 +78,7 @@ def broker_page() -> Any:
 
 
 @bp.get("/dashboard")
+@require_all_jobs
 def dashboard_history() -> Any:
     try:
         window = min(max(float(request.args.get("window", 900)), 10.0), 3600.0)
@@ -98,6 +99,7 @@ def task_row(job: Job) -> dict[str, Any]:
 
 
 @bp.get("/tasks")
+@require_all_jobs
 def tasks() -> Any:
     args = request.args.to_dict()
     args.setdefault("until", str(time.time()))
@@ -119,6 +121,7 @@ def tasks() -> Any:
 
 
 @bp.get("/tasks/<task_id>")
+@require_all_jobs
 def task(task_id: str) -> Any:
     svc = services()
     with svc.sessions() as s:
@@ -143,5 +146,8 @@ def retry(task_id: str) -> Any:
         job = s.get(Job, task_id)
     if job is None:
         raise ApiError(404, "not_found", f"no task {task_id!r}")
-    new_id = retry_agent_job(svc, task_id).id if job.agent is not None else retry_task(svc, job)
+    if job.agent is not None:
+        new_id = retry_agent_job(svc, task_id, current_principal()).id
+    else:
+        new_id = retry_task(svc, job)
     return jsonify({"task-id": new_id, "retry_of": task_id}), 202

@@ -11,6 +11,7 @@ import re
 
 from flask import Blueprint, abort, render_template
 
+from webapp.auth.guard import current_principal
 from webapp.views import page_headers
 from workers.events import JobState
 
@@ -22,6 +23,12 @@ HOSTNAME = re.compile(r"^[^\s/]{1,255}$")
 
 
 bp.after_request(page_headers)
+
+
+@bp.before_request
+def _monitoring_only() -> None:
+    if not current_principal().sees_all:
+        abort(403)
 
 
 @bp.get("/")

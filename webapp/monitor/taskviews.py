@@ -156,11 +156,19 @@ def int_arg(args: dict[str, str], name: str, default: int | None) -> int | None:
 
 
 def query(
-    s: Session, args: dict[str, str], *, default_limit: int | None, count: bool = False
+    s: Session,
+    args: dict[str, str],
+    *,
+    default_limit: int | None,
+    count: bool = False,
+    owner: str | None = None,
 ) -> tuple[list[Job], int | None]:
+    """Tasks matching Flower's filters; only `owner`'s jobs when one is given."""
     limit = int_arg(args, "limit", default_limit)
     offset = max(int_arg(args, "offset", 0) or 0, 0)
     conds = build_filters(args)
+    if owner is not None:
+        conds.append(Job.owner_id == owner)
     stmt = select(Job).where(*conds).order_by(*order_by(args.get("sort_by"))).offset(offset)
     if limit is not None:
         stmt = stmt.limit(min(max(limit, 0), MAX_LIMIT))

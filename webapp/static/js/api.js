@@ -11,12 +11,26 @@ export class ApiError extends Error {
   }
 }
 
+/** The session's CSRF token, which every state change made with the cookie must carry. */
+export function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return (meta && meta.content) || "";
+}
+
+/** Headers for a request: JSON, and the CSRF token on anything that changes state. */
+export function requestHeaders(method) {
+  const headers = { Accept: "application/json" };
+  const token = csrfToken();
+  if (token && !["GET", "HEAD"].includes(method)) headers["X-CSRF-Token"] = token;
+  return headers;
+}
+
 export async function api(path, { method = "GET", body, signal } = {}) {
   const init = {
     method,
     signal,
     credentials: "same-origin",
-    headers: { Accept: "application/json" },
+    headers: requestHeaders(method),
   };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -37,6 +51,10 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     } catch {
       data = null;
     }
+  }
+  if (res.status === 401 && path !== "/api/session") {
+    // The session ended (logged out, revoked, expired): log in again and come back.
+    location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
   }
   if (!res.ok) throw new ApiError(res.status, data);
   return data;

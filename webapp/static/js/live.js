@@ -170,6 +170,11 @@ function connect() {
     clearInterval(pingTimer);
     for (const entry of topics.values()) entry.buffer = [];
     if (stopping) return;
+    if (e.code === 4401) {
+      // Logged out, or the session was revoked: the page has nothing more to show.
+      location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+      return;
+    }
     // 1001: the server is going away (a restart): come back at once.
     scheduleReconnect(e.code === 1001);
   };

@@ -1,22 +1,10 @@
-// Shared by the monitoring pages: REST with the admin token, admin bar, formatting.
-import { ApiError } from "../js/api.js";
+// Shared by the monitoring pages: REST with the session's CSRF token, admin bar, formatting.
+import { ApiError, requestHeaders } from "../js/api.js";
 import { $, el } from "../js/dom.js";
 
-const TOKEN_KEY = "agentdeck.adminToken";
-
-export function adminToken() {
-  try {
-    return sessionStorage.getItem(TOKEN_KEY) || "";
-  } catch {
-    return "";
-  }
-}
-
-/** fetch JSON; admin calls carry `Authorization: Bearer <token>` when one was entered. */
+/** fetch JSON (a body as JSON, or `form` as a form, as Flower's API takes). */
 export async function mapi(path, { method = "GET", body, form } = {}) {
-  const headers = { Accept: "application/json" };
-  const token = adminToken();
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = requestHeaders(method);
   const init = { method, headers, credentials: "same-origin" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -41,11 +29,11 @@ export async function mapi(path, { method = "GET", body, form } = {}) {
   return data;
 }
 
-/** The admin bar: says whether controls are allowed, takes a token if one is needed. */
+/** The admin bar: says whether this user's role allows the controls. */
 export async function adminBar(onChange) {
   const bar = $("#admin-bar");
   if (!bar) return false;
-  let who = { admin: false, token_configured: false };
+  let who = { admin: false };
   try {
     who = await mapi("/api/monitor/whoami");
   } catch {
@@ -53,34 +41,10 @@ export async function adminBar(onChange) {
   }
   bar.replaceChildren();
   bar.dataset.admin = String(who.admin);
-  if (who.admin) {
-    bar.append(el("span", { class: "muted small" }, "Admin controls enabled."));
-    if (adminToken()) bar.append(" ", el("button", { type: "button", class: "secondary small", onclick: () => setToken("", onChange) }, "Forget token"));
-  } else if (who.token_configured) {
-    const input = el("input", { type: "password", id: "admin-token", autocomplete: "off", "aria-label": "Admin token" });
-    const form = el("form", { class: "inline-form" },
-      el("label", { for: "admin-token", class: "muted small" }, "Admin token for controls: "), input,
-      el("button", { type: "submit", class: "small" }, "Use"));
-    form.addEventListener("submit", (e) => {
-      e.preventDefault();
-      setToken(input.value.trim(), onChange);
-    });
-    bar.append(form);
-  } else {
-    bar.append(el("span", { class: "muted small" }, "Controls are allowed only from this machine (no admin token configured)."));
-  }
+  bar.append(el("span", { class: "muted small" },
+    who.admin ? "Admin controls enabled." : "Controls need the admin role."));
   onChange?.(who.admin);
   return who.admin;
-}
-
-function setToken(value, onChange) {
-  try {
-    if (value) sessionStorage.setItem(TOKEN_KEY, value);
-    else sessionStorage.removeItem(TOKEN_KEY);
-  } catch {
-    // storage disabled: the token lives only as long as this page
-  }
-  adminBar(onChange);
 }
 
 /** Show a control's outcome in the page's status line. */
