@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import threading
 import time
@@ -91,6 +92,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1000)
     args = parser.parse_args()
     platform = start_platform()
+    os.environ.update(platform.exported)  # this process's requests carry the admin token
     worker, web = WorkerService(platform), WebService(platform)
     try:
         worker.start()

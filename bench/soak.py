@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import sys
 import time
@@ -106,6 +107,7 @@ class SoakResult:
 def run(opts: Options, log: Any = print) -> SoakResult:
     started = time.monotonic()
     platform = start_own_redis_platform()
+    os.environ.update(platform.exported)  # this process's requests carry the admin token
     assert platform.embedded_redis is not None
     ctl = RedisControl(platform.embedded_redis)
     worker = WorkerService(platform, name="soak-worker", concurrency=opts.concurrency)

@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import secrets
 import shutil
 import socket
 import statistics
@@ -163,6 +164,9 @@ def own_platform(concurrency: int = 2) -> Any:
     port = _free_port()
     data = Path(tempfile.mkdtemp(prefix="agentdeck-bench-"))
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    # The bench's own requests and its browser log in with this admin token.
+    os.environ.setdefault("AGENTDECK_ADMIN_TOKEN", "bench-" + secrets.token_hex(12))
+    env["AGENTDECK_ADMIN_TOKEN"] = os.environ["AGENTDECK_ADMIN_TOKEN"]
     repo = Path(__file__).resolve().parent.parent
     cmd = [
         sys.executable,
@@ -204,6 +208,8 @@ def run(url: str, events: int, runs: int, mode: str = "burst") -> Result:
         try:
             for _ in range(runs):
                 page = browser.new_page(viewport={"width": 1280, "height": 900})
+                login = f"{url}/login?token={os.environ['AGENTDECK_ADMIN_TOKEN']}"
+                page.context.request.get(login, max_redirects=0)
                 samples += how(page, url, events)
                 page.close()
         finally:

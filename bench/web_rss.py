@@ -162,6 +162,7 @@ def main() -> int:
     sample_id = sqlite3.connect(db).execute("SELECT id FROM jobs LIMIT 1 OFFSET 4242").fetchone()[0]
 
     port = free_port()
+    token = "bench-" + uuid.uuid4().hex
     env = child_env(
         os.environ,
         {
@@ -169,6 +170,7 @@ def main() -> int:
             "AGENTDECK_DATA_DIR": str(work),
             "AGENTDECK_KEY_PREFIX": f"agentdeck-rss-{uuid.uuid4().hex[:6]}:",
             "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
+            "AGENTDECK_ADMIN_TOKEN": token,
         },
     )
     web = ManagedProcess(
@@ -186,6 +188,7 @@ def main() -> int:
         meter = PeakRss(worker.pid)
         session = requests.Session()
         session.trust_env = False
+        session.headers["Authorization"] = f"Bearer {token}"
         slowest: dict[str, float] = {}
         for _ in range(args.rounds):
             for path in paths(sample_id):

@@ -131,3 +131,19 @@ def web() -> WebService:
     service = _service("web", WebService)
     assert isinstance(service, WebService)
     return service
+
+
+@pytest.fixture(scope="module")
+def module_web() -> WebService:
+    """The session's web server, for module-scoped fixtures (tests still take `web`)."""
+    service = _service("web", WebService)
+    assert isinstance(service, WebService)
+    return service
+
+
+@pytest.fixture(scope="module")
+def module_worker() -> WorkerService:
+    """The session's Celery worker, for module-scoped fixtures (tests still take `worker`)."""
+    service = _service("worker", WorkerService)
+    assert isinstance(service, WorkerService)
+    return service

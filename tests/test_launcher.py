@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from pathlib import Path
 
 import psutil
+import requests
 
 from launcher.commands import REPO_ROOT
 from launcher.net import free_port, http_ok, wait_until
@@ -23,6 +25,41 @@ def _alive(proc: psutil.Process) -> bool:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def _the_login_link_works_once(line: str) -> None:
+    link = re.search(r"(http://\S+/login\?token=\S+)", line)
+    assert link, line
+    session = requests.Session()
+    session.trust_env = False
+    first = session.get(link.group(1) + "&next=/agents", allow_redirects=False, timeout=10)
+    assert first.status_code == 302 and first.headers["Location"] == "/agents"
+    me = session.get(link.group(1).split("/login")[0] + "/api/me", timeout=10).json()
+    assert me["role"] == "admin" and me["via"] == "session"
+    again = requests.get(link.group(1), allow_redirects=False, timeout=10)
+    assert again.status_code == 401
+
+
+def test_launcher_refuses_a_network_address_without_an_admin(
+    tmp_path: Path, output_dir: Path
+) -> None:
+    # given a fresh data directory and no admin token
+    env = {k: v for k, v in os.environ.items()
+           if k not in PLATFORM_VARS and k != "AGENTDECK_ADMIN_TOKEN"}
+    argv = [
+        sys.executable, "-m", "launcher", "--host", "0.0.0.0", "--port", str(free_port()),
+        "--redis-port", str(free_port()), "--data-dir", str(tmp_path / "data"), "--no-worker",
+    ]
+    launcher = ManagedProcess(
+        "launcher-open", argv, env=env, cwd=REPO_ROOT, log_path=output_dir / "launcher-open.log"
+    )
+    # when it is asked to serve every address, then it refuses, saying what to do
+    launcher.start()
+    try:
+        assert launcher.wait(timeout=60) == 1
+        assert "refusing to serve 0.0.0.0 with no admin account" in launcher.tail()
+    finally:
+        launcher.kill()
 
 
 def test_launcher_runs_the_platform_and_ctrl_c_stops_it(tmp_path: Path, output_dir: Path) -> None:
@@ -46,6 +83,7 @@ def test_launcher_runs_the_platform_and_ctrl_c_stops_it(tmp_path: Path, output_d
         if has_web:
             assert f"http://127.0.0.1:{port}/" in line
             assert http_ok(f"http://127.0.0.1:{port}/healthz")
+            _the_login_link_works_once(launcher.wait_for_line(r"log in: ", timeout=10))
         assert (tmp_path / "data" / "agentdeck.db").exists()
         assert "ready." in (tmp_path / "data" / "logs" / "worker.log").read_text()
 

@@ -42,6 +42,7 @@ class Client:
         self._bytes = 0
         self._cond = threading.Condition()
         self.close_code: int | None = None
+        self.closing: tuple[int, str] | None = None  # close once what is queued is sent
         self.close_reason = ""
 
     @property
@@ -85,6 +86,16 @@ class Client:
             self._queue.clear()
             self._bytes = 0
         return [i if isinstance(i, str) else events_frame(i[0], i[1]) for i in items]
+
+    def put_last(self, frame: str, code: int, reason: str) -> None:
+        """Send `frame`, then close: the sender closes once the queue is drained."""
+        with self._cond:
+            if self.close_code is not None or self.closing is not None:
+                return
+            self._queue.append(frame)
+            self._bytes += len(frame)
+            self.closing = (code, reason)
+            self._cond.notify()
 
     def close(self, code: int, reason: str = "") -> None:
         with self._cond:

@@ -67,6 +67,8 @@ def _topic(frame: dict[str, Any]) -> str:
 
 
 def handle_frame(hub: Hub, client: Client, text: Any) -> None:
+    if client.closing is not None:
+        return  # being closed: the rest is not read
     frame = parse_frame(text)
     op = frame["op"]
     if op == "ping":
@@ -74,8 +76,8 @@ def handle_frame(hub: Hub, client: Client, text: Any) -> None:
     elif op == "auth":
         _authenticate(client, frame)
     elif client.principal is None:
-        client.put(_error("unauthorized", 'authenticate first: {"op": "auth", "token": ...}'))
-        client.close(CLOSE_UNAUTHORIZED, "not authenticated")
+        message = 'authenticate first: {"op": "auth", "token": ...}'
+        client.put_last(_error("unauthorized", message), CLOSE_UNAUTHORIZED, "not authenticated")
     elif op == "subscribe":
         topic = _topic(frame)
         principal = client.principal
@@ -111,8 +113,8 @@ def _authenticate(client: Client, frame: dict[str, Any]) -> None:
     if client.principal is None:
         principal = accounts().authenticate(token)
         if principal is None:
-            client.put(_error("unauthorized", "the token is not valid"))
-            client.close(CLOSE_UNAUTHORIZED, "bad token")
+            error = _error("unauthorized", "the token is not valid")
+            client.put_last(error, CLOSE_UNAUTHORIZED, "bad token")
             return
         client.principal = principal
     who = client.principal
@@ -130,6 +132,8 @@ def _send_loop(ws: Any, client: Client) -> None:
         while not client.closed:
             for frame in client.take(timeout=1.0):
                 ws.send(frame)
+            if client.closing is not None:
+                client.close(*client.closing)
         ws.close(reason=client.close_code or 1000, message=client.close_reason)
     except (ConnectionClosed, OSError):
         pass  # the client went away

@@ -9,4 +9,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # A second host name for this machine: the attack tests serve a hostile page there.
+    "--host-resolver-rules=MAP evil.test 127.0.0.1",
 ]
