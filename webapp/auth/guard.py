@@ -30,6 +30,8 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/login", "/api/session", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
+# Probes (load balancers, Kubernetes) ask by address: these reveal nothing, so any Host.
+ANY_HOST_PATHS = frozenset({"/healthz", "/readyz"})
 # Agentdeck's own endpoints take JSON bodies only (Flower's take forms, as Flower does).
 JSON_ONLY_PREFIXES = ("/api/jobs", "/api/users", "/api/tokens", "/api/session", "/api/monitor/")
 OPEN_PRINCIPAL = Principal("local", "local", Role.ADMIN, Via.OPEN)
@@ -47,7 +49,7 @@ class Guard:
 
     # -- the hook ---------------------------------------------------------------------
     def check_request(self) -> Any:
-        if not host_allowed(request.host, self.hosts):
+        if request.path not in ANY_HOST_PATHS and not host_allowed(request.host, self.hosts):
             return error_response(
                 400,
                 "bad_host",
