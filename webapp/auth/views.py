@@ -115,6 +115,12 @@ def login_page() -> Any:
     return render_template("login.html", page="login", title="Log in", next=target, error="")
 
 
+@bp.get("/account")
+def account_page() -> Any:
+    current_principal()
+    return render_template("account.html", page="account", title="Account")
+
+
 # -- the session --------------------------------------------------------------------------
 @bp.post("/api/session")
 def log_in() -> Any:
