@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from webapp.errors import ApiError
 from webapp.monitor import broker, taskviews
 from webapp.monitor.auth import admin_required
-from webapp.monitor.inspect import control
+from webapp.monitor.inspect import control, revoke_task
 from webapp.monitor.presence import list_workers
 from webapp.monitor.taskcalls import async_apply, registered_names, wait_result
 from webapp.services import services
@@ -110,7 +110,7 @@ def revoke(task_id: str) -> Any:
     signal = request.values.get("signal", "SIGTERM").upper()
     if not signal.startswith("SIG") or not signal[3:].isalpha():
         raise ApiError(400, "bad_request", '"signal" must be a signal name such as SIGTERM')
-    services().celery.control.revoke(task_id, terminate=terminate, signal=signal)
+    revoke_task(services(), task_id, terminate=terminate, signal=signal)
     return jsonify({"message": f"Revoked '{task_id}'"})
 
 

@@ -13,7 +13,7 @@ from flask import Blueprint, jsonify, request
 
 from webapp.errors import ApiError
 from webapp.monitor.auth import admin_required
-from webapp.monitor.inspect import control, inspect_workers, known_host
+from webapp.monitor.inspect import control, inspect_workers, known_host, shutdown_worker
 from webapp.monitor.presence import list_workers
 from webapp.services import services
 
@@ -70,7 +70,7 @@ def workers() -> Any:
 def shutdown(workername: str) -> Any:
     svc = services()
     known_host(svc, workername)
-    svc.celery.control.broadcast("shutdown", destination=[workername])
+    shutdown_worker(svc, workername)
     return jsonify({"message": "Shutting down!"})
 
 

@@ -11,6 +11,7 @@ from celery.result import AsyncResult
 from flask import request
 from sqlalchemy import select
 
+from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.monitor.presence import list_workers
 from webapp.services import Services
@@ -84,7 +85,7 @@ def async_apply(svc: Services, name: str) -> AsyncResult:
     args, kwargs, options = _body()
     if "queue" not in options and (queue := queue_for(svc, name)):
         options["queue"] = queue
-    return svc.celery.send_task(name, args=args, kwargs=kwargs, **options)
+    return send_task(svc.celery, name, args=args, kwargs=kwargs, **options)
 
 
 def _safe(value: Any) -> Any:
@@ -140,7 +141,11 @@ def retry_task(svc: Services, job: Job) -> str:
     options: dict[str, Any] = {"task_id": new_id}
     if job.queue:
         options["queue"] = job.queue
-    svc.celery.send_task(
-        job.name, args=tuple(call.get("args") or ()), kwargs=call.get("kwargs") or {}, **options
+    send_task(
+        svc.celery,
+        job.name,
+        args=tuple(call.get("args") or ()),
+        kwargs=call.get("kwargs") or {},
+        **options,
     )
     return new_id
