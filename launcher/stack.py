@@ -104,14 +104,20 @@ class Launcher:
             self.worker = ManagedProcess(
                 "worker",
                 worker_argv(concurrency=o.concurrency, hostname=o.worker_name, queues=o.queues),
-                env=env, cwd=REPO_ROOT, log_path=o.log_dir / "worker.log", echo=echo,
+                env=env,
+                cwd=REPO_ROOT,
+                log_path=o.log_dir / "worker.log",
+                echo=echo,
             )
             self.worker.start()
         if o.web:
             self.web = ManagedProcess(
                 "web",
                 web_argv(host=o.host, port=o.port, processes=o.web_processes),
-                env=env, cwd=REPO_ROOT, log_path=o.log_dir / "web.log", echo=echo,
+                env=env,
+                cwd=REPO_ROOT,
+                log_path=o.log_dir / "web.log",
+                echo=echo,
             )
             self.web.start()
         if self.worker is not None:
@@ -140,8 +146,12 @@ class Launcher:
         if o.redis_url:
             client = redis.Redis.from_url(o.redis_url, socket_connect_timeout=2, socket_timeout=2)
             try:
-                if not wait_until(lambda: _pings(client), o.startup_timeout, interval=0.5,
-                                  abort=lambda: self.stop_requested):
+                if not wait_until(
+                    lambda: _pings(client),
+                    o.startup_timeout,
+                    interval=0.5,
+                    abort=lambda: self.stop_requested,
+                ):
                     raise StartupError(f"Redis at {redact(o.redis_url)} does not answer")
             finally:
                 client.close()
@@ -152,16 +162,16 @@ class Launcher:
 
     def child_env(self) -> dict[str, str]:
         o = self.options
-        return child_env(
-            os.environ,
-            {
-                "REDIS_URL": self.redis_url,
-                "DATABASE_URL": o.database_url,
-                "AGENTDECK_DATA_DIR": str(o.data_dir),
-                "AGENTDECK_HOST": o.host,
-                "AGENTDECK_PORT": str(o.port),
-            },
-        )
+        overrides = {
+            "REDIS_URL": self.redis_url,
+            "DATABASE_URL": o.database_url,
+            "AGENTDECK_DATA_DIR": str(o.data_dir),
+            "AGENTDECK_HOST": o.host,
+            "AGENTDECK_PORT": str(o.port),
+        }
+        if o.queues:  # --queues: the web accepts jobs for exactly the worker's queues
+            overrides["AGENTDECK_QUEUES"] = ",".join(o.queues)
+        return child_env(os.environ, overrides)
 
     def wait_web_healthy(self) -> None:
         assert self.web is not None
@@ -221,7 +231,9 @@ class Launcher:
         for p in children:
             p.terminate()
         wait_until(
-            lambda: not any(p.running for p in children), timeout, interval=0.1,
+            lambda: not any(p.running for p in children),
+            timeout,
+            interval=0.1,
             abort=lambda: self.forced,
         )
         for p in children:

@@ -18,6 +18,7 @@ from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.history import apply_event
 from webapp.monitor.inspect import revoke_task
+from webapp.queues import check_queue
 from webapp.services import Services
 from workers.events import FINAL_STATES, EnvelopeError, EventType, JobState, decode
 from workers.models import Job
@@ -112,6 +113,8 @@ def submit(svc: Services, sub: Submission, retry_of: str | None = None) -> tuple
         values = spec.validate(sub.input)
     except InputError as exc:
         raise ApiError(422, "invalid_input", str(exc), field=exc.field, errors=exc.errors) from None
+    if sub.queue is not None:
+        check_queue(svc, sub.queue)
     job = Job(
         id=str(uuid.uuid4()),
         name=RUN_AGENT_TASK,

@@ -33,6 +33,11 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _names(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -43,6 +48,7 @@ class Settings:
     redis_port: int = 0  # 0: pick a free port for the embedded server
     admin_token: str = ""
     agent_modules: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()  # queues jobs may be sent to (empty: see webapp/queues.py)
     key_prefix: str = DEFAULT_PREFIX
     replay_max_events: int = 10_000
     replay_ttl_seconds: int = 7 * 24 * 3600
@@ -64,9 +70,6 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        modules = tuple(
-            m.strip() for m in env.get("AGENTDECK_AGENT_MODULES", "").split(",") if m.strip()
-        )
         return cls(
             redis_url=env.get("REDIS_URL") or cls.redis_url,
             database_url=env.get("DATABASE_URL", ""),
@@ -75,7 +78,8 @@ class Settings:
             port=_int(env, "AGENTDECK_PORT", cls.port),
             redis_port=_int(env, "AGENTDECK_REDIS_PORT", 0),
             admin_token=env.get("AGENTDECK_ADMIN_TOKEN", ""),
-            agent_modules=modules,
+            agent_modules=_names(env, "AGENTDECK_AGENT_MODULES"),
+            queues=_names(env, "AGENTDECK_QUEUES"),
             key_prefix=env.get("AGENTDECK_KEY_PREFIX") or DEFAULT_PREFIX,
             replay_max_events=_int(env, "AGENTDECK_REPLAY_MAX_EVENTS", cls.replay_max_events),
             replay_ttl_seconds=_int(env, "AGENTDECK_REPLAY_TTL", cls.replay_ttl_seconds),
