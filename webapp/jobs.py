@@ -137,7 +137,8 @@ def submit(svc: Services, sub: Submission, retry_of: str | None = None) -> tuple
         if existing is None:
             raise
         return existing, False
-    options: dict[str, Any] = {"task_id": job.id}
+    soft, hard = spec.time_limits(svc.settings.run_time_limit)
+    options: dict[str, Any] = {"task_id": job.id, "soft_time_limit": soft, "time_limit": hard}
     if sub.queue:
         options["queue"] = sub.queue
     if sub.priority is not None:

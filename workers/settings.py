@@ -58,10 +58,15 @@ class Settings:
     client_queue_bytes: int = 4 * 1_048_576
     heartbeat_seconds: float = 2.0
     worker_expiry_seconds: float = 5.0
+    run_time_limit: float = 3600.0  # seconds an agent may run unless it says otherwise
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", Keys(self.key_prefix))
+        if not 0 < self.run_time_limit < float("inf"):
+            raise SettingsError(
+                f"AGENTDECK_RUN_TIME_LIMIT must be a positive number, got {self.run_time_limit}"
+            )
 
     @property
     def sql_url(self) -> str:
@@ -89,6 +94,7 @@ class Settings:
             client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
             heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
             worker_expiry_seconds=_float(env, "AGENTDECK_WORKER_EXPIRY", cls.worker_expiry_seconds),
+            run_time_limit=_float(env, "AGENTDECK_RUN_TIME_LIMIT", cls.run_time_limit),
         )
 
 
