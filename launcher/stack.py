@@ -19,6 +19,7 @@ from launcher.migrate import upgrade
 from launcher.net import http_ok, local_url, wait_until
 from launcher.options import Options
 from launcher.processes import ManagedProcess, ProcessExited
+from workers.settings import without_web_secrets
 
 log = logging.getLogger("agentdeck.launcher")
 
@@ -104,7 +105,7 @@ class Launcher:
             self.worker = ManagedProcess(
                 "worker",
                 worker_argv(concurrency=o.concurrency, hostname=o.worker_name, queues=o.queues),
-                env=env,
+                env=without_web_secrets(env),  # agents' code runs there
                 cwd=REPO_ROOT,
                 log_path=o.log_dir / "worker.log",
                 echo=echo,
@@ -158,7 +159,7 @@ class Launcher:
             return
         self.embedded = EmbeddedRedis(o.redis_dir, port=o.redis_port or None)
         self.redis_url = self.embedded.start(timeout=min(o.startup_timeout, 30.0))
-        log.info("embedded Valkey at %s (data in %s)", self.redis_url, o.redis_dir)
+        log.info("embedded Valkey at %s (data in %s)", redact(self.redis_url), o.redis_dir)
 
     def child_env(self) -> dict[str, str]:
         o = self.options

@@ -50,3 +50,14 @@ def stubborn(ctx: Context, seconds: float = 30) -> float:
         except BaseException:  # the soft limit's exception, ignored on purpose
             ctx.log("ignoring the soft time limit")
     return seconds
+
+
+@agent(description="Tells whether its process can read `needle` (the admin token) anywhere.")
+def secrets_seen(ctx: Context, needle: str) -> dict[str, bool]:
+    from workers.settings import get_settings
+
+    return {
+        "environ_name": "AGENTDECK_ADMIN_TOKEN" in os.environ,
+        "environ_value": any(needle in value for value in os.environ.values()),
+        "settings": needle in (get_settings().admin_token, ctx.publisher.settings.admin_token),
+    }

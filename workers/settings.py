@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from workers.keys import DEFAULT_PREFIX, Keys
@@ -107,3 +108,25 @@ def get_settings() -> Settings:
     if _current is None:
         _current = Settings.from_env()
     return _current
+
+
+# Secrets only web processes need. Workers run agents' code, which can read its
+# process's environment: the launcher does not give them these, and a worker
+# drops them at start-up (`drop_web_secrets`) in case something else did.
+WEB_ONLY_SECRETS = ("AGENTDECK_ADMIN_TOKEN",)
+
+
+def without_web_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` minus `WEB_ONLY_SECRETS`: the environment for a worker."""
+    return {k: v for k, v in env.items() if k not in WEB_ONLY_SECRETS}
+
+
+def drop_web_secrets(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Remove `WEB_ONLY_SECRETS` from `environ` (os.environ) and from the cached
+    settings; returns the names that were there."""
+    global _current
+    env = os.environ if environ is None else environ
+    dropped = [name for name in WEB_ONLY_SECRETS if env.pop(name, None) is not None]
+    if _current is not None and _current.admin_token:
+        _current = replace(_current, admin_token="")
+    return dropped
