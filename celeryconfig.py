@@ -16,6 +16,10 @@ task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 broker_connection_retry_on_startup = True
 broker_transport_options = {"visibility_timeout": 3600}
+# A process waits at most this long for a connection of its broker pool
+# (broker_pool_limit, 10): a starved pool then fails fast (the web answers 503)
+# instead of hanging every publish after it. See webapp/broker_pool.py.
+broker_pool_acquire_timeout = 5.0
 # kombu's Redis transport, minus the restore of running tasks when the broker
 # connection is lost (Redis restarted): see workers/broker.py.
 broker_transport = "workers.broker:Transport"

@@ -20,6 +20,7 @@ from launcher.migrate import upgrade
 from launcher.net import http_ok, local_url, wait_until
 from launcher.options import Options
 from launcher.processes import ManagedProcess, ProcessExited
+from workers.settings import without_web_secrets
 
 log = logging.getLogger("agentdeck.launcher")
 
@@ -115,14 +116,20 @@ class Launcher:
             self.worker = ManagedProcess(
                 "worker",
                 worker_argv(concurrency=o.concurrency, hostname=o.worker_name, queues=o.queues),
-                env=env, cwd=REPO_ROOT, log_path=o.log_dir / "worker.log", echo=echo,
+                env=without_web_secrets(env),  # agents' code runs there
+                cwd=REPO_ROOT,
+                log_path=o.log_dir / "worker.log",
+                echo=echo,
             )
             self.worker.start()
         if o.web:
             self.web = ManagedProcess(
                 "web",
                 web_argv(host=o.host, port=o.port, processes=o.web_processes),
-                env=env, cwd=REPO_ROOT, log_path=o.log_dir / "web.log", echo=echo,
+                env=env,
+                cwd=REPO_ROOT,
+                log_path=o.log_dir / "web.log",
+                echo=echo,
             )
             self.web.start()
         if self.worker is not None:
@@ -151,29 +158,34 @@ class Launcher:
         if o.redis_url:
             client = redis.Redis.from_url(o.redis_url, socket_connect_timeout=2, socket_timeout=2)
             try:
-                if not wait_until(lambda: _pings(client), o.startup_timeout, interval=0.5,
-                                  abort=lambda: self.stop_requested):
+                if not wait_until(
+                    lambda: _pings(client),
+                    o.startup_timeout,
+                    interval=0.5,
+                    abort=lambda: self.stop_requested,
+                ):
                     raise StartupError(f"Redis at {redact(o.redis_url)} does not answer")
             finally:
                 client.close()
             return
         self.embedded = EmbeddedRedis(o.redis_dir, port=o.redis_port or None)
         self.redis_url = self.embedded.start(timeout=min(o.startup_timeout, 30.0))
-        log.info("embedded Valkey at %s (data in %s)", self.redis_url, o.redis_dir)
+        log.info("embedded Valkey at %s (data in %s)", redact(self.redis_url), o.redis_dir)
 
     def child_env(self) -> dict[str, str]:
         o = self.options
-        return child_env(
-            os.environ,
-            {
-                "REDIS_URL": self.redis_url,
-                "DATABASE_URL": o.database_url,
-                "AGENTDECK_DATA_DIR": str(o.data_dir),
-                "AGENTDECK_HOST": o.host,
-                "AGENTDECK_PORT": str(o.port),
-                **({"AGENTDECK_INSECURE_NO_AUTH": "1"} if o.insecure_no_auth else {}),
-            },
-        )
+        overrides = {
+            "REDIS_URL": self.redis_url,
+            "DATABASE_URL": o.database_url,
+            "AGENTDECK_DATA_DIR": str(o.data_dir),
+            "AGENTDECK_HOST": o.host,
+            "AGENTDECK_PORT": str(o.port),
+        }
+        if o.insecure_no_auth:
+            overrides["AGENTDECK_INSECURE_NO_AUTH"] = "1"
+        if o.queues:  # --queues: the web accepts jobs for exactly the worker's queues
+            overrides["AGENTDECK_QUEUES"] = ",".join(o.queues)
+        return child_env(os.environ, overrides)
 
     def wait_web_healthy(self) -> None:
         assert self.web is not None
@@ -236,7 +248,9 @@ class Launcher:
         for p in children:
             p.terminate()
         wait_until(
-            lambda: not any(p.running for p in children), timeout, interval=0.1,
+            lambda: not any(p.running for p in children),
+            timeout,
+            interval=0.1,
             abort=lambda: self.forced,
         )
         for p in children:

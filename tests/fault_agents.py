@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 
 from workers.context import Context
 from workers.runtime import agent
@@ -32,3 +33,31 @@ def crash_always(ctx: Context) -> None:
 @agent(description="Asks a person a question and returns the answer.")
 def ask(ctx: Context, question: str = "continue?") -> object:
     return ctx.ask(question, timeout=60)
+
+
+@agent(description="Sleeps `seconds`, past its 1 s time limit.", time_limit=1)
+def overrun(ctx: Context, seconds: float = 30) -> float:
+    ctx.sleep(seconds)
+    return seconds
+
+
+@agent(description="Swallows its soft time limit and runs on (1 s limit).", time_limit=1)
+def stubborn(ctx: Context, seconds: float = 30) -> float:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            time.sleep(0.05)
+        except BaseException:  # the soft limit's exception, ignored on purpose
+            ctx.log("ignoring the soft time limit")
+    return seconds
+
+
+@agent(description="Tells whether its process can read `needle` (the admin token) anywhere.")
+def secrets_seen(ctx: Context, needle: str) -> dict[str, bool]:
+    from workers.settings import get_settings
+
+    return {
+        "environ_name": "AGENTDECK_ADMIN_TOKEN" in os.environ,
+        "environ_value": any(needle in value for value in os.environ.values()),
+        "settings": needle in (get_settings().admin_token, ctx.publisher.settings.admin_token),
+    }

@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import re
 import signal
+import stat
 import sys
 from pathlib import Path
 
 import psutil
+import pytest
+import redis
 import requests
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from launcher.commands import REPO_ROOT
 from launcher.net import free_port, http_ok, wait_until
@@ -17,7 +22,7 @@ from launcher.processes import ManagedProcess
 
 URL_LINE = r"Agentdeck is running"
 PLATFORM_VARS = ("REDIS_URL", "DATABASE_URL", "AGENTDECK_DATA_DIR", "AGENTDECK_PORT",
-                 "AGENTDECK_HOST", "AGENTDECK_REDIS_PORT")
+                 "AGENTDECK_HOST", "AGENTDECK_REDIS_PORT")  # fmt: skip
 
 
 def _alive(proc: psutil.Process) -> bool:
@@ -67,11 +72,12 @@ def test_launcher_runs_the_platform_and_ctrl_c_stops_it(tmp_path: Path, output_d
     port, redis_port = free_port(), free_port()
     # The launcher's defaults: embedded Valkey and SQLite, whatever this session uses.
     env = {k: v for k, v in os.environ.items() if k not in PLATFORM_VARS}
+    env["AGENTDECK_ADMIN_TOKEN"] = token = "launcher-test-token"
     argv = [
         sys.executable, "-m", "launcher", "--host", "127.0.0.1", "--port", str(port),
         "--redis-port", str(redis_port), "--data-dir", str(tmp_path / "data"),
         "--workers", "1", "--worker-name", f"launcher-test-{port}@%h",
-    ]
+    ]  # fmt: skip
     if not has_web:
         argv.append("--no-web")
     launcher = ManagedProcess(
@@ -93,6 +99,25 @@ def test_launcher_runs_the_platform_and_ctrl_c_stops_it(tmp_path: Path, output_d
         assert "valkey-server" in names and "celery" in names
         if has_web:
             assert "gunicorn" in names
+
+        # The worker (agents' code) gets no admin token; the web server does.
+        for child in children:
+            cmdline = " ".join(child.cmdline())
+            if "celery" in cmdline:
+                assert "AGENTDECK_ADMIN_TOKEN" not in child.environ(), cmdline
+            elif "gunicorn" in cmdline:
+                assert child.environ().get("AGENTDECK_ADMIN_TOKEN") == token, cmdline
+        # Valkey wants a password, kept private and never printed.
+        valkey_dir = tmp_path / "data" / "valkey"
+        password = (valkey_dir / "password").read_text().strip()
+        assert stat.S_IMODE(valkey_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((valkey_dir / "password").stat().st_mode) == 0o600
+        assert "redis://:***@127.0.0.1" in launcher.tail(200)
+        assert password not in launcher.tail(200)
+        anonymous = redis.Redis(port=redis_port, retry=Retry(NoBackoff(), 0))
+        with pytest.raises((redis.AuthenticationError, redis.ResponseError)):
+            anonymous.ping()
+        anonymous.close()
 
         # Ctrl-C in a terminal: SIGINT to the launcher's whole process group.
         os.killpg(launcher.pid, signal.SIGINT)

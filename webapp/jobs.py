@@ -11,15 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from webapp.auth.roles import Principal
+from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.history import apply_event
+from webapp.monitor.inspect import revoke_task
+from webapp.queues import check_queue
 from webapp.services import Services
-from workers.events import FINAL_STATES, EnvelopeError, JobState, decode
+from workers.events import FINAL_STATES, EnvelopeError, EventType, JobState, decode
 from workers.models import Job
+from workers.publisher import get_publisher
 from workers.replay_log import head_of, read_logs
 from workers.runtime import RUN_AGENT_TASK, InputError, UnknownAgent, get_agent
 
@@ -118,6 +122,8 @@ def submit(
         values = spec.validate(sub.input)
     except InputError as exc:
         raise ApiError(422, "invalid_input", str(exc), field=exc.field, errors=exc.errors) from None
+    if sub.queue is not None:
+        check_queue(svc, sub.queue)
     job = Job(
         id=str(uuid.uuid4()),
         name=RUN_AGENT_TASK,
@@ -142,13 +148,35 @@ def submit(
             raise
         return existing, False
     svc.hub.owners.note(job.id, job.owner_id)
-    options: dict[str, Any] = {"task_id": job.id}
+    soft, hard = spec.time_limits(svc.settings.run_time_limit)
+    options: dict[str, Any] = {"task_id": job.id, "soft_time_limit": soft, "time_limit": hard}
     if sub.queue:
         options["queue"] = sub.queue
     if sub.priority is not None:
         options["priority"] = sub.priority
-    svc.celery.send_task(RUN_AGENT_TASK, args=[sub.agent, values], **options)
+    try:
+        send_task(svc.celery, RUN_AGENT_TASK, args=[sub.agent, values], **options)
+    except Exception as exc:
+        _not_sent(svc, job.id, exc)
+        if isinstance(exc, ApiError):
+            raise
+        raise ApiError(503, "broker_unavailable", f"the job could not be sent: {exc}") from None
     return job, True
+
+
+def _not_sent(svc: Services, job_id: str, exc: BaseException) -> None:
+    """Undo a submission whose task never reached the broker, so no row waits forever:
+    the row goes if nothing was said about the job yet, else the job fails."""
+    try:
+        said, _ = head_of(svc.redis, svc.settings.keys, job_id)
+    except redis.RedisError:
+        said = 0  # Redis away: job.queued cannot have been stored either
+    if said == 0:
+        with svc.sessions.begin() as s:
+            s.execute(delete(Job).where(Job.id == job_id))
+        return
+    error = f"not sent to the broker: {type(exc).__name__}: {exc}"
+    get_publisher().emit(job_id, EventType.JOB_FAILED, {"error": error, "traceback": ""}, wait=True)
 
 
 def _by_idempotency_key(svc: Services, owner_id: str, key: str | None) -> Job | None:
@@ -274,7 +302,7 @@ def cancel(svc: Services, job_id: str, actor: Principal) -> Job:
     svc.redis.set(keys.cancel(job_id), "1", ex=svc.settings.replay_ttl_seconds)
     # Not started yet: the worker drops it on receipt. Started: the agent sees
     # the flag at its next check; if it has not stopped soon, terminate it.
-    svc.celery.control.revoke(job_id)
+    revoke_task(svc, job_id)
     timer = threading.Timer(FORCE_CANCEL_AFTER, _force_cancel, args=(svc, job_id))
     timer.daemon = True
     timer.start()
@@ -284,7 +312,7 @@ def cancel(svc: Services, job_id: str, actor: Principal) -> Job:
 def _force_cancel(svc: Services, job_id: str) -> None:
     _, live = head_of(svc.redis, svc.settings.keys, job_id)
     if live is not None and JobState(live) not in FINAL_STATES:
-        svc.celery.control.revoke(job_id, terminate=True, signal="SIGTERM")
+        revoke_task(svc, job_id, terminate=True, signal="SIGTERM")
 
 
 def retry(svc: Services, job_id: str, actor: Principal) -> Job:

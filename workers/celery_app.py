@@ -8,3 +8,4 @@ app = Celery("agentdeck")
 app.config_from_object("celeryconfig")
 
 import workers.monitoring  # noqa: E402,F401  (connects the signal receivers and presence)
+import workers.worker_env  # noqa: E402,F401  (drops the web's secrets at start-up)

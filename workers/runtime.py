@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,13 +39,20 @@ class AgentSpec:
     input_model: type[BaseModel]
     on_lost: str = "requeue"  # what a worker crash does to a run: "requeue" or "fail"
     max_redeliveries: int = 3
+    time_limit: float | None = None  # seconds a run may take; None: AGENTDECK_RUN_TIME_LIMIT
 
     def schema(self) -> dict[str, Any]:
         return self.input_model.model_json_schema()
 
+    def time_limits(self, default: float) -> tuple[float, float]:
+        """(soft, hard) for one run: see `time_limits`."""
+        return time_limits(self.time_limit or default)
+
     def validate(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise InputError("input", "must be a JSON object")
+        if (where := _non_finite(data)) is not None:
+            raise InputError(where, "must be a finite number (not NaN or infinite)")
         try:
             return self.input_model.model_validate(data).model_dump(mode="json")
         except ValidationError as exc:
@@ -64,6 +72,31 @@ class AgentSpec:
         }
 
 
+def time_limits(limit: float) -> tuple[float, float]:
+    """(soft, hard) time limits for a run allowed `limit` seconds.
+
+    At the soft limit the agent's code gets an exception (the job fails with a
+    clear error); the hard limit, a little later, kills a process whose agent
+    caught that exception and ran on, so the worker process is freed anyway."""
+    return limit, limit + min(max(limit * 0.1, 2.0), 60.0)
+
+
+def _non_finite(data: Any) -> str | None:
+    """Where in `data` a NaN or infinity sits (JSON `1e999` parses to inf), else None.
+
+    Walks with a stack: input nests as deep as the JSON parser allowed."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float) and not math.isfinite(value):
+            return path or "input"
+        if isinstance(value, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in enumerate(value))
+    return None
+
+
 REGISTRY: dict[str, AgentSpec] = {}
 
 
@@ -79,7 +112,7 @@ def _input_model(name: str, fn: Callable[..., Any]) -> type[BaseModel]:
         fields[p.name] = (annotation, default)
     model_name = "".join(part.capitalize() for part in name.replace("-", "_").split("_")) + "Input"
     return create_model(  # type: ignore[call-overload, no-any-return]
-        model_name, __config__=ConfigDict(extra="forbid"), **fields
+        model_name, __config__=ConfigDict(extra="forbid", allow_inf_nan=False), **fields
     )
 
 
@@ -89,10 +122,16 @@ def agent(
     description: str | None = None,
     on_lost: str = "requeue",
     max_redeliveries: int = 3,
+    time_limit: float | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register `fn(ctx, **input)` as an agent under `name` (default: the function's name)."""
+    """Register `fn(ctx, **input)` as an agent under `name` (default: the function's name).
+
+    `time_limit`: seconds one run may take (default `AGENTDECK_RUN_TIME_LIMIT`);
+    past it the run fails with a "time limit exceeded" error."""
     if on_lost not in ("requeue", "fail"):
         raise ValueError("on_lost must be 'requeue' or 'fail'")
+    if time_limit is not None and not 0 < time_limit < math.inf:
+        raise ValueError("time_limit must be a positive number of seconds")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         agent_name = name or fn.__name__
@@ -104,6 +143,7 @@ def agent(
             input_model=_input_model(agent_name, fn),
             on_lost=on_lost,
             max_redeliveries=max_redeliveries,
+            time_limit=time_limit,
         )
         return fn
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from workers.keys import DEFAULT_PREFIX, Keys
@@ -33,10 +34,6 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
-def _list(env: dict[str, str], name: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
-
-
 def _flag(env: dict[str, str], name: str) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw in ("", "0", "false", "no", "off"):
@@ -44,6 +41,9 @@ def _flag(env: dict[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+def _names(env: dict[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list, blanks dropped."""
+    return tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,7 @@ class Settings:
     redis_port: int = 0  # 0: pick a free port for the embedded server
     admin_token: str = ""
     agent_modules: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()  # queues jobs may be sent to (empty: see webapp/queues.py)
     key_prefix: str = DEFAULT_PREFIX
     replay_max_events: int = 10_000
     replay_ttl_seconds: int = 7 * 24 * 3600
@@ -69,10 +70,15 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()  # besides the page's own origin
     insecure_no_auth: bool = False
     proxy_hops: int = 0  # reverse proxies in front whose X-Forwarded-* to trust
+    run_time_limit: float = 3600.0  # seconds an agent may run unless it says otherwise
     keys: Keys = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", Keys(self.key_prefix))
+        if not 0 < self.run_time_limit < float("inf"):
+            raise SettingsError(
+                f"AGENTDECK_RUN_TIME_LIMIT must be a positive number, got {self.run_time_limit}"
+            )
 
     @property
     def sql_url(self) -> str:
@@ -81,7 +87,6 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        modules = _list(env, "AGENTDECK_AGENT_MODULES")
         return cls(
             redis_url=env.get("REDIS_URL") or cls.redis_url,
             database_url=env.get("DATABASE_URL", ""),
@@ -90,7 +95,8 @@ class Settings:
             port=_int(env, "AGENTDECK_PORT", cls.port),
             redis_port=_int(env, "AGENTDECK_REDIS_PORT", 0),
             admin_token=env.get("AGENTDECK_ADMIN_TOKEN", ""),
-            agent_modules=modules,
+            agent_modules=_names(env, "AGENTDECK_AGENT_MODULES"),
+            queues=_names(env, "AGENTDECK_QUEUES"),
             key_prefix=env.get("AGENTDECK_KEY_PREFIX") or DEFAULT_PREFIX,
             replay_max_events=_int(env, "AGENTDECK_REPLAY_MAX_EVENTS", cls.replay_max_events),
             replay_ttl_seconds=_int(env, "AGENTDECK_REPLAY_TTL", cls.replay_ttl_seconds),
@@ -100,10 +106,11 @@ class Settings:
             client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
             heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
             worker_expiry_seconds=_float(env, "AGENTDECK_WORKER_EXPIRY", cls.worker_expiry_seconds),
-            allowed_hosts=_list(env, "AGENTDECK_ALLOWED_HOSTS"),
-            allowed_origins=_list(env, "AGENTDECK_ALLOWED_ORIGINS"),
+            allowed_hosts=_names(env, "AGENTDECK_ALLOWED_HOSTS"),
+            allowed_origins=_names(env, "AGENTDECK_ALLOWED_ORIGINS"),
             insecure_no_auth=_flag(env, "AGENTDECK_INSECURE_NO_AUTH"),
             proxy_hops=_int(env, "AGENTDECK_PROXY_HOPS", 0),
+            run_time_limit=_float(env, "AGENTDECK_RUN_TIME_LIMIT", cls.run_time_limit),
         )
 
 
@@ -116,3 +123,25 @@ def get_settings() -> Settings:
     if _current is None:
         _current = Settings.from_env()
     return _current
+
+
+# Secrets only web processes need. Workers run agents' code, which can read its
+# process's environment: the launcher does not give them these, and a worker
+# drops them at start-up (`drop_web_secrets`) in case something else did.
+WEB_ONLY_SECRETS = ("AGENTDECK_ADMIN_TOKEN",)
+
+
+def without_web_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` minus `WEB_ONLY_SECRETS`: the environment for a worker."""
+    return {k: v for k, v in env.items() if k not in WEB_ONLY_SECRETS}
+
+
+def drop_web_secrets(environ: MutableMapping[str, str] | None = None) -> list[str]:
+    """Remove `WEB_ONLY_SECRETS` from `environ` (os.environ) and from the cached
+    settings; returns the names that were there."""
+    global _current
+    env = os.environ if environ is None else environ
+    dropped = [name for name in WEB_ONLY_SECRETS if env.pop(name, None) is not None]
+    if _current is not None and _current.admin_token:
+        _current = replace(_current, admin_token="")
+    return dropped

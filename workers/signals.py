@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from celery import signals
+from celery.exceptions import TimeLimitExceeded
 
 from workers.callargs import call_args
 from workers.events import EventType
@@ -174,6 +175,19 @@ def on_task_success(sender: Any = None, result: Any = None, **kwargs: Any) -> No
         get_publisher().emit_plain(task_id, SUCCEEDED_EVENT, {"result": value})
 
 
+def _error_text(exception: BaseException | None) -> str:
+    if exception is None:
+        return "unknown"
+    if isinstance(exception, TimeLimitExceeded):  # the hard limit: the process was killed
+        seconds = exception.args[0] if exception.args else None
+        limit = f"{seconds:g} s" if isinstance(seconds, (int, float)) else "its hard limit"
+        return (
+            f"TimeLimitExceeded: time limit exceeded: still running after {limit}, "
+            "the worker process running it was killed"
+        )
+    return f"{type(exception).__name__}: {exception}"
+
+
 @signals.task_failure.connect
 @loud
 def on_task_failure(
@@ -185,7 +199,7 @@ def on_task_failure(
 ) -> None:
     if task_id is None:
         return
-    error = f"{type(exception).__name__}: {exception}" if exception is not None else "unknown"
+    error = _error_text(exception)
     tb = str(einfo.traceback) if einfo is not None else ""
     STATS.run_ended(task_id, getattr(sender, "name", None) or "other", FAILED)
     get_publisher().emit(task_id, EventType.JOB_FAILED, {"error": error, "traceback": tb})

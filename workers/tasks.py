@@ -7,17 +7,26 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
 from workers.celery_app import app
 from workers.context import AgentLogHandler, Context, JobCancelled
 from workers.events import EventType, JobState
 from workers.publisher import Publisher, get_publisher
-from workers.runtime import RUN_AGENT_TASK, get_agent
+from workers.runtime import RUN_AGENT_TASK, get_agent, time_limits
+from workers.settings import get_settings
+
+# For messages that carry no limits of their own (sent by other means than
+# POST /api/jobs, which sets the agent's): nothing holds a worker forever.
+DEFAULT_SOFT_LIMIT, DEFAULT_HARD_LIMIT = time_limits(get_settings().run_time_limit)
 
 
 class WorkerLost(RuntimeError):
     """A run of this job lost its worker, and the agent's policy says to stop."""
+
+
+class RunTimeLimitExceeded(RuntimeError):
+    """The run took longer than its agent's time limit."""
 
 
 def _check_redelivery(publisher: Publisher, job_id: str, on_lost: str, cap: int) -> None:
@@ -51,7 +60,14 @@ def _check_redelivery(publisher: Publisher, job_id: str, on_lost: str, cap: int)
         raise WorkerLost(f"WorkerLostError: the job lost its worker {lost} times; giving up")
 
 
-@app.task(name=RUN_AGENT_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+@app.task(
+    name=RUN_AGENT_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=DEFAULT_SOFT_LIMIT,
+    time_limit=DEFAULT_HARD_LIMIT,
+)
 def run_agent(self: Task, agent: str, input: dict[str, Any]) -> Any:
     spec = get_agent(agent)
     values = spec.validate(input)
@@ -71,5 +87,11 @@ def run_agent(self: Task, agent: str, input: dict[str, Any]) -> Any:
         publisher.emit(job_id, EventType.JOB_CANCELLED, {"reason": "cancelled by request"})
         self.update_state(state=JobState.REVOKED.value)
         raise Ignore() from None
+    except SoftTimeLimitExceeded:
+        _, soft = self.request.timelimit or (None, None)
+        limit = soft or self.soft_time_limit
+        raise RunTimeLimitExceeded(
+            f"time limit exceeded: agent {agent!r} ran longer than its limit of {limit:g} s"
+        ) from None
     finally:
         root.removeHandler(handler)

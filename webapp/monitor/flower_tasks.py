@@ -18,7 +18,7 @@ from sqlalchemy import select
 from webapp.auth.guard import admin_required, current_principal, require_all_jobs
 from webapp.errors import ApiError
 from webapp.monitor import broker, taskviews
-from webapp.monitor.inspect import control
+from webapp.monitor.inspect import control, revoke_task
 from webapp.monitor.presence import list_workers
 from webapp.monitor.taskcalls import async_apply, registered_names, wait_result
 from webapp.services import services
@@ -126,7 +126,7 @@ def revoke(task_id: str) -> Any:
     signal = request.values.get("signal", "SIGTERM").upper()
     if not signal.startswith("SIG") or not signal[3:].isalpha():
         raise ApiError(400, "bad_request", '"signal" must be a signal name such as SIGTERM')
-    services().celery.control.revoke(task_id, terminate=terminate, signal=signal)
+    revoke_task(services(), task_id, terminate=terminate, signal=signal)
     return jsonify({"message": f"Revoked '{task_id}'"})
 
 

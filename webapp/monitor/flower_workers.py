@@ -13,8 +13,9 @@ from flask import Blueprint, jsonify, request
 
 from webapp.auth.guard import admin_required, require_all_jobs
 from webapp.errors import ApiError
-from webapp.monitor.inspect import control, inspect_workers, known_host
+from webapp.monitor.inspect import control, inspect_workers, known_host, shutdown_worker
 from webapp.monitor.presence import list_workers
+from webapp.queues import check_queue_name
 from webapp.services import services
 
 bp = Blueprint("flower_workers", __name__, url_prefix="/api")
@@ -71,7 +72,7 @@ def workers() -> Any:
 def shutdown(workername: str) -> Any:
     svc = services()
     known_host(svc, workername)
-    svc.celery.control.broadcast("shutdown", destination=[workername])
+    shutdown_worker(svc, workername)
     return jsonify({"message": "Shutting down!"})
 
 
@@ -122,7 +123,7 @@ def pool_autoscale(workername: str) -> Any:
 def add_consumer(workername: str) -> Any:
     svc = services()
     known_host(svc, workername)
-    queue = required("queue")
+    queue = check_queue_name(svc, required("queue"))
     reply = control(svc, "add_consumer", workername, {"queue": queue})
     return jsonify({"message": ok_or_403(reply, f"Failed to add '{queue}' consumer")})
 

@@ -11,8 +11,10 @@ from celery.result import AsyncResult
 from flask import request
 from sqlalchemy import select
 
+from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.monitor.presence import list_workers
+from webapp.queues import check_queue
 from webapp.services import Services
 from workers.events import EventType
 from workers.models import EventRow, Job
@@ -78,13 +80,25 @@ def queue_for(svc: Services, name: str) -> str | None:
     return None
 
 
+def _check_route(svc: Services, options: dict[str, Any]) -> None:
+    """Where the message goes must be an allowed queue: `routing_key` is one too (on the
+    default exchange it names the queue), and only Celery's default exchange is taken."""
+    for field in ("queue", "routing_key"):
+        if field in options:
+            check_queue(svc, options[field], field)
+    default = svc.celery.conf.task_default_exchange
+    if options.get("exchange", default) != default:
+        raise ApiError(422, "invalid_input", f'"exchange" must be {default!r}', field="exchange")
+
+
 def async_apply(svc: Services, name: str) -> AsyncResult:
     if name not in registered_names(svc):
         raise ApiError(404, "unknown_task", f"Unknown task '{name}'")
     args, kwargs, options = _body()
     if "queue" not in options and (queue := queue_for(svc, name)):
         options["queue"] = queue
-    return svc.celery.send_task(name, args=args, kwargs=kwargs, **options)
+    _check_route(svc, options)
+    return send_task(svc.celery, name, args=args, kwargs=kwargs, **options)
 
 
 def _safe(value: Any) -> Any:
@@ -139,8 +153,12 @@ def retry_task(svc: Services, job: Job) -> str:
     new_id = str(uuid.uuid4())
     options: dict[str, Any] = {"task_id": new_id}
     if job.queue:
-        options["queue"] = job.queue
-    svc.celery.send_task(
-        job.name, args=tuple(call.get("args") or ()), kwargs=call.get("kwargs") or {}, **options
+        options["queue"] = check_queue(svc, job.queue)
+    send_task(
+        svc.celery,
+        job.name,
+        args=tuple(call.get("args") or ()),
+        kwargs=call.get("kwargs") or {},
+        **options,
     )
     return new_id

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
+
+from pydantic import Field
 
 from workers.context import Context
 from workers.runtime import agent
 
+# Bounds on what a submission may ask for: a run is also cut off at its time
+# limit, but an absurd input should be refused up front, not run for an hour.
+Delay = Annotated[float, Field(ge=0, le=60)]
+Steps = Annotated[int, Field(ge=0, le=1000)]
+Seconds = Annotated[float, Field(ge=0, le=86_400)]
+
 
 @agent(description="Runs `steps` steps, streams `text` word by word, returns `text`.")
-def echo(ctx: Context, text: str, steps: int = 3, delay: float = 0.05) -> str:
+def echo(ctx: Context, text: str, steps: Steps = 3, delay: Delay = 0.05) -> str:
     words = text.split(" ")
     for i in range(steps):
         with ctx.step(f"step {i + 1}"):
@@ -29,13 +38,15 @@ def fail(ctx: Context, message: str) -> None:
 
 
 @agent(description="Sleeps `seconds` in small slices, stopping if cancelled.")
-def sleep(ctx: Context, seconds: float) -> float:
+def sleep(ctx: Context, seconds: Seconds) -> float:
     ctx.sleep(seconds)
     return seconds
 
 
 @agent(description="A tour of the context: steps, tool calls, logs, progress and output.")
-def research(ctx: Context, topic: str, sources: int = 3, delay: float = 0.05) -> dict[str, object]:
+def research(
+    ctx: Context, topic: str, sources: Steps = 3, delay: Delay = 0.05
+) -> dict[str, object]:
     notes: list[str] = []
     for i in range(sources):
         with ctx.step(f"source {i + 1}"):

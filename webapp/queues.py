@@ -1,0 +1,67 @@
+"""Which queues a job may be sent to: an allowlist, and a strict name pattern.
+
+With kombu's Redis transport a queue name is a Redis key. A free-form name
+could write into Agentdeck's own keys (`agentdeck:dirty`) or kombu's, or pile
+messages nobody consumes into a Redis that must not evict. Allowed are the
+queues configured in `AGENTDECK_QUEUES` or, when none are, Celery's default
+queue plus the queues known workers consume (from their heartbeats); and
+only names that fit `NAME` and are not reserved.
+"""
+
+from __future__ import annotations
+
+import re
+
+from webapp.errors import ApiError
+from webapp.monitor.presence import list_workers
+from webapp.services import Services
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# Keys kombu's Redis transport and Celery's Redis result backend use themselves.
+RESERVED_PREFIXES = ("unacked", "_kombu", "celery-task-meta-", "celery-taskset-meta-")
+
+
+def well_formed(svc: Services, name: str) -> bool:
+    """A plain name, not under Agentdeck's key prefix nor one of kombu's or Celery's keys."""
+    return (
+        NAME.fullmatch(name) is not None
+        and not name.startswith(svc.settings.key_prefix)
+        and not name.startswith(RESERVED_PREFIXES)
+    )
+
+
+def allowed_queues(svc: Services) -> list[str]:
+    if svc.settings.queues:
+        names = set(svc.settings.queues)
+    else:
+        names = {str(svc.celery.conf.task_default_queue)}
+        for worker in list_workers(svc):
+            names.update(str(q) for q in worker["info"].get("queues") or [])
+    return sorted(n for n in names if well_formed(svc, n))
+
+
+def check_queue(svc: Services, name: object, field: str = "queue") -> str:
+    """`name` if jobs may be sent to it, else a 422 naming `field` and the allowed queues."""
+    allowed = allowed_queues(svc)
+    if isinstance(name, str) and name in allowed:
+        return name
+    listed = ", ".join(allowed) or "(none)"
+    raise ApiError(
+        422,
+        "invalid_input",
+        f'"{field}" must be one of the allowed queues: {listed}',
+        field=field,
+        allowed=allowed,
+    )
+
+
+def check_queue_name(svc: Services, name: str, field: str = "queue") -> str:
+    """`name` if it is well formed (for a queue a worker is asked to consume)."""
+    if well_formed(svc, name):
+        return name
+    raise ApiError(
+        422,
+        "invalid_input",
+        f'"{field}" must be a plain queue name ({NAME.pattern}), not a reserved one',
+        field=field,
+    )
