@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
 from tests.support import WebService, WorkerService, http
+from tests.support.http import auth_headers
 from tests.support.ws import WsClient, is_final
 from workers.models import EventRow
 
@@ -128,6 +129,7 @@ def test_slow_consumer_is_cut_off_and_others_stay_fast(small_queue_web, worker):
         url.replace("http", "ws") + "/ws",
         timeout=10,
         sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),),
+        header=auth_headers(),
     )
     slow.send(json.dumps({"op": "subscribe", "topic": f"job:{job_id}", "since": 0}))
     # and a client that reads

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from tests.support.http import auth_headers
 from webapp import create_app
 from webapp.services import Services
 from workers.events import EventType
@@ -35,7 +36,7 @@ def test_the_list_shows_events_the_recorder_has_not_stored_yet(app: Flask) -> No
         s.add(Job(id=job_id, name="agentdeck.run_agent", agent="fail", state="STARTED",
                   input={}, retries=0, last_seq=2, created_at=now, updated_at=now))  # fmt: skip
     # When the list is read (as the jobs page does right after subscribing)
-    body = app.test_client().get(f"/api/jobs?q={job_id}").get_json()
+    body = app.test_client().get(f"/api/jobs?q={job_id}", headers=auth_headers()).get_json()
     # Then the row already has the state the job is in
     (row,) = body["jobs"]
     assert (row["id"], row["state"]) == (job_id, "FAILURE")
