@@ -8,26 +8,13 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from webapp import jobs
-from webapp.errors import ApiError
+from webapp.body import json_body
+from webapp.params import MAX_INT, int_arg
 from webapp.replay import events_since
 from webapp.services import services, text
 from workers.runtime import load_agents
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def _json_body() -> Any:
-    if request.content_length is not None and request.content_length > (
-        services().settings.max_body_bytes
-    ):
-        raise ApiError(413, "too_large", "the body is larger than the limit")
-    data = request.get_data(cache=True)
-    if not data:
-        raise ApiError(400, "bad_json", "a JSON body is required")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
 
 
 @bp.get("/agents")
@@ -38,7 +25,7 @@ def list_agents() -> Any:
 
 @bp.post("/jobs")
 def submit_job() -> Any:
-    sub = jobs.Submission.parse(_json_body())
+    sub = jobs.Submission.parse(json_body())
     job, created = jobs.submit(services(), sub)
     return jsonify(jobs.job_to_dict(job)), 202 if created else 200
 
@@ -57,12 +44,7 @@ def get_job(job_id: str) -> Any:
 @bp.get("/jobs/<job_id>/events")
 def job_events(job_id: str) -> Any:
     svc = services()
-    try:
-        since = int(request.args.get("since", 0))
-    except ValueError:
-        raise ApiError(400, "bad_request", '"since" must be a whole number') from None
-    if since < 0:
-        raise ApiError(400, "bad_request", '"since" must be >= 0')
+    since = int_arg("since", request.args.get("since"), 0, 0, MAX_INT)
     replay = events_since(svc.redis, svc.sessions, svc.settings.keys, job_id, since)
     if not replay.items and replay.head == 0:
         jobs.get_job(svc, job_id)  # 404 for a job nobody knows
@@ -90,4 +72,4 @@ def retry_job(job_id: str) -> Any:
 
 @bp.post("/jobs/<job_id>/input")
 def answer_job(job_id: str) -> Any:
-    return jsonify(jobs.job_to_dict(jobs.answer(services(), job_id, _json_body()))), 202
+    return jsonify(jobs.job_to_dict(jobs.answer(services(), job_id, json_body()))), 202
