@@ -32,3 +32,10 @@ def crash_always(ctx: Context) -> None:
 @agent(description="Asks a person a question and returns the answer.")
 def ask(ctx: Context, question: str = "continue?") -> object:
     return ctx.ask(question, timeout=60)
+
+
+@agent(description="Streams and returns text holding a lone surrogate, which UTF-8 cannot hold.")
+def surrogate(ctx: Context) -> str:
+    text = "a" + chr(0xD800) + "b"
+    ctx.output(text)
+    return text
