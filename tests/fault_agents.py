@@ -61,3 +61,8 @@ def secrets_seen(ctx: Context, needle: str) -> dict[str, bool]:
         "environ_value": any(needle in value for value in os.environ.values()),
         "settings": needle in (get_settings().admin_token, ctx.publisher.settings.admin_token),
     }
+@agent(description="Streams and returns text holding a lone surrogate, which UTF-8 cannot hold.")
+def surrogate(ctx: Context) -> str:
+    text = "a" + chr(0xD800) + "b"
+    ctx.output(text)
+    return text

@@ -10,26 +10,13 @@ from flask import Blueprint, Response, jsonify, request
 from webapp import jobs
 from webapp.auth.guard import current_principal, require
 from webapp.auth.roles import Role
-from webapp.errors import ApiError
+from webapp.body import json_body
+from webapp.params import MAX_INT, int_arg
 from webapp.replay import events_since
 from webapp.services import services, text
 from workers.runtime import load_agents
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def _json_body() -> Any:
-    if request.content_length is not None and request.content_length > (
-        services().settings.max_body_bytes
-    ):
-        raise ApiError(413, "too_large", "the body is larger than the limit")
-    data = request.get_data(cache=True)
-    if not data:
-        raise ApiError(400, "bad_json", "a JSON body is required")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
 
 
 @bp.get("/agents")
@@ -41,7 +28,7 @@ def list_agents() -> Any:
 @bp.post("/jobs")
 @require(Role.OPERATOR)
 def submit_job() -> Any:
-    sub = jobs.Submission.parse(_json_body())
+    sub = jobs.Submission.parse(json_body())
     owner = current_principal()
     job, created = jobs.submit(services(), sub, owner)
     return jsonify(jobs.job_to_dict(job, owner)), 202 if created else 200
@@ -63,12 +50,7 @@ def get_job(job_id: str) -> Any:
 @bp.get("/jobs/<job_id>/events")
 def job_events(job_id: str) -> Any:
     svc = services()
-    try:
-        since = int(request.args.get("since", 0))
-    except ValueError:
-        raise ApiError(400, "bad_request", '"since" must be a whole number') from None
-    if since < 0:
-        raise ApiError(400, "bad_request", '"since" must be >= 0')
+    since = int_arg("since", request.args.get("since"), 0, 0, MAX_INT)
     viewer = current_principal()
     if not viewer.sees_all:
         jobs.get_job(svc, job_id, viewer)  # 404 for a job this user may not see
@@ -102,5 +84,5 @@ def retry_job(job_id: str) -> Any:
 @bp.post("/jobs/<job_id>/input")
 def answer_job(job_id: str) -> Any:
     actor = current_principal()
-    job = jobs.answer(services(), job_id, _json_body(), actor)
+    job = jobs.answer(services(), job_id, json_body(), actor)
     return jsonify(jobs.job_to_dict(job, actor)), 202

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.history import apply_event
 from webapp.monitor.inspect import revoke_task
+from webapp.params import MAX_INT, int_arg
 from webapp.queues import check_queue
 from webapp.services import Services
 from workers.events import FINAL_STATES, EnvelopeError, EventType, JobState, decode
@@ -231,7 +233,9 @@ def _encode_cursor(created_at: float, job_id: str) -> str:
 def _decode_cursor(cursor: str) -> tuple[float, str]:
     try:
         created_at, job_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return float(created_at), str(job_id)
+        if not math.isfinite(created_at := float(created_at)):
+            raise ValueError("not a time")
+        return created_at, str(job_id)
     except Exception:
         raise ApiError(400, "bad_cursor", "the cursor is not one this API gave out") from None
 
@@ -240,10 +244,7 @@ _FINAL_VALUES = frozenset(state.value for state in FINAL_STATES)
 
 
 def list_jobs(svc: Services, args: dict[str, str], viewer: Principal) -> dict[str, Any]:
-    try:
-        limit = min(max(int(args.get("limit", 50)), 1), MAX_PAGE)
-    except ValueError:
-        raise ApiError(400, "bad_request", '"limit" must be a whole number') from None
+    limit = min(int_arg("limit", args.get("limit"), 50, 1, MAX_INT), MAX_PAGE)
     filters: list[Any] = []  # all but the state: the per-state counts follow them
     if (owner := viewer.visible_owner) is not None:
         filters.append(Job.owner_id == owner)

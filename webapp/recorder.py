@@ -5,7 +5,9 @@ The publish script adds every job with new events to the `dirty` sorted set
 job from the set only if no newer event came meanwhile. Events emitted while
 no web process ran are still in the log and the set, so they are recorded
 when one comes back. Several web processes may record at once: inserts skip
-rows already there.
+rows already there. Lone surrogates in event data (an agent may emit them)
+are stored as U+FFFD; a job that still fails to record is quarantined (see
+`quarantine`), so that one bad job never stops the recording of the others.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 
 import redis
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
+from webapp import quarantine
 from webapp.history import apply_event, insert_events_ignoring_duplicates, new_job_row
 from webapp.services import text
+from webapp.strict_json import may_hold_surrogates, scrub
 from workers.events import EnvelopeError, decode
 from workers.models import Job
 from workers.replay_log import read_log
@@ -49,6 +55,8 @@ class Recorder:
         self._stopping = False
         self.recorded = 0
         self.errors = 0
+        self.quarantined = 0
+        self._failures: dict[bytes, int] = {}  # dirty-set member -> failed attempts
 
     def start(self) -> None:
         threading.Thread(target=self._run, name="agentdeck-recorder", daemon=True).start()
@@ -81,14 +89,58 @@ class Recorder:
 
     def drain_once(self) -> int:
         """Record the jobs marked dirty; returns how many were looked at."""
-        entries: list[tuple[bytes, float]] = self.redis.zrange(  # type: ignore[assignment]
-            self.keys.dirty, 0, BATCH_JOBS - 1, withscores=True
-        )
-        for raw_job, score in entries:
-            job = text(raw_job)
-            self.record_job(job)
-            self._clear(keys=[self.keys.dirty], args=[job, int(score)])
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.zrange(self.keys.dirty, 0, BATCH_JOBS - 1, withscores=True)
+        pipe.hkeys(self.keys.quarantine)
+        entries, quarantined = pipe.execute()
+        held = set(quarantined)
+        for member, score in entries:
+            try:
+                self.record_job(text(member))
+                self._clear(keys=[self.keys.dirty], args=[member, int(score)])
+            except (redis.ConnectionError, redis.TimeoutError, OperationalError):
+                raise  # Redis or SQL is away, not this job: the whole pass backs off
+            except Exception as exc:
+                self._failed(member, exc)  # this job only: go on with the others
+                continue
+            self._failures.pop(member, None)
+            if member in held:  # recorded after all (a later try, a database fixed)
+                quarantine.release(self.redis, self.keys, member)
+        if len(entries) < BATCH_JOBS:  # every dirty job was seen: forget the others
+            seen = {member for member, _ in entries}
+            self._failures = {m: n for m, n in self._failures.items() if m in seen}
         return len(entries)
+
+    def _failed(self, member: bytes, exc: Exception) -> None:
+        """Count a failure of one job's recording; quarantine the job at MAX_ATTEMPTS."""
+        if not self._stores_answer():
+            raise exc  # a store went away meanwhile: not the job's fault
+        job = member.decode("utf-8", "replace")
+        attempts = self._failures.get(member, 0) + 1
+        if attempts < quarantine.MAX_ATTEMPTS:
+            self._failures[member] = attempts
+            log.warning("could not record job %s (attempt %d): %r", job, attempts, exc)
+            return
+        self._failures.pop(member, None)
+        quarantine.put(self.redis, self.keys, member, repr(exc), attempts)
+        self.quarantined += 1
+        log.error(
+            "quarantined job %s: recording it failed %d times (%r); it no longer holds up "
+            "the recorder, and is listed in %s",
+            job,
+            attempts,
+            exc,
+            self.keys.quarantine,
+        )
+
+    def _stores_answer(self) -> bool:
+        try:
+            self.redis.ping()
+            with self.sessions() as s:
+                s.execute(sql_text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     def record_job(self, job_id: str) -> int:
         for attempt in range(2):
@@ -107,9 +159,13 @@ class Recorder:
             events = []
             for raw in raws:
                 try:
-                    events.append(decode(raw))
+                    event = decode(raw)
                 except EnvelopeError as exc:
                     log.error("skipping a malformed event of %s: %s", job_id, exc)
+                    continue
+                if may_hold_surrogates(raw):  # UTF-8 (SQL) cannot hold them: U+FFFD
+                    event = replace(event, data=scrub(event.data))
+                events.append(event)
             if not events:
                 return 0
             if job is None:

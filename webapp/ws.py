@@ -14,9 +14,12 @@ from flask import g
 from flask_sock import Sock
 from simple_websocket import ConnectionClosed
 
+from webapp import strict_json
 from webapp.auth.store import AccountStore
 from webapp.clients import CLOSE_UNAUTHORIZED, Client
+from webapp.errors import ApiError
 from webapp.hub import JOB_TOPIC_PREFIX, JOBS_TOPIC, WORKERS_TOPIC, Hub
+from webapp.params import MAX_INT, json_int
 from webapp.services import services
 
 log = logging.getLogger("agentdeck.ws")
@@ -45,9 +48,11 @@ def parse_frame(text: Any) -> dict[str, Any]:
     if len(text) > MAX_FRAME_CHARS:
         raise FrameError("frame_too_large", f"frames are limited to {MAX_FRAME_CHARS} characters")
     try:
-        frame = json.loads(text)
-    except ValueError:
-        raise FrameError("bad_json", "the frame is not valid JSON") from None
+        frame = strict_json.loads(text)
+    except strict_json.JsonRefused as exc:
+        raise FrameError("bad_json", f"the frame is not valid JSON: {exc}") from None
+    if strict_json.may_hold_surrogates(text) and strict_json.unencodable_path(frame) is not None:
+        raise FrameError("bad_frame", "the frame holds text that is not valid Unicode")
     if not isinstance(frame, dict):
         raise FrameError("bad_frame", "a frame must be a JSON object")
     if not isinstance(frame.get("op"), str):
@@ -84,9 +89,10 @@ def handle_frame(hub: Hub, client: Client, text: Any) -> None:
         if len(client.subs) + len(client.topics) >= MAX_SUBSCRIPTIONS:
             raise FrameError("too_many_subscriptions", f"at most {MAX_SUBSCRIPTIONS} topics")
         if topic.startswith(JOB_TOPIC_PREFIX):
-            since = frame.get("since", 0)
-            if isinstance(since, bool) or not isinstance(since, int) or since < 0:
-                raise FrameError("bad_since", '"since" must be a whole number >= 0')
+            try:
+                since = json_int("since", frame.get("since", 0), 0, MAX_INT)
+            except ApiError as exc:
+                raise FrameError("bad_since", exc.message) from None
             epoch = frame.get("epoch")
             if epoch is not None and not isinstance(epoch, str):
                 raise FrameError("bad_epoch", '"epoch" must be the string the server gave')

@@ -96,7 +96,7 @@ def decode(raw: str | bytes) -> Event:
     """Parse one envelope, raising `EnvelopeError` on anything malformed."""
     try:
         obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise EnvelopeError(f"not JSON: {exc}") from exc
     return from_dict(obj)
 
@@ -113,7 +113,7 @@ def from_dict(obj: Any) -> Event:
             state=str(obj["state"]),
             data=dict(obj.get("data") or {}),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # a 1e999 seq
         raise EnvelopeError(f"bad envelope: {exc!r}") from exc
     if event.seq < 1:
         raise EnvelopeError("seq must be >= 1")

@@ -59,6 +59,12 @@ class Keys:
         return f"{self.prefix}dirty"
 
     @property
+    def quarantine(self) -> str:
+        """Hash: job id -> why the recorder gave up on it (JSON: error, attempts, at).
+        The job left the dirty set; new events of it put it back for another try."""
+        return f"{self.prefix}recorder:quarantine"
+
+    @property
     def epoch(self) -> str:
         """A random id written once; it changes when Redis loses its data."""
         return f"{self.prefix}epoch"

@@ -21,14 +21,24 @@ from webapp.monitor import broker, taskviews
 from webapp.monitor.inspect import control, revoke_task
 from webapp.monitor.presence import list_workers
 from webapp.monitor.taskcalls import async_apply, registered_names, wait_result
+from webapp.params import MAX_DURATION, float_arg
 from webapp.services import services
 from workers.models import Job
 
 bp = Blueprint("flower_tasks", __name__, url_prefix="/api")
 
+MAX_WAIT = 60.0
+
 
 def json_ordered(pairs: list[tuple[str, Any]]) -> Response:
     return Response(json.dumps(OrderedDict(pairs), default=str), mimetype="application/json")
+
+
+def _wait_arg(default: float) -> float:
+    """`?timeout=`: seconds to wait for a result, at most MAX_WAIT (a request holds
+    its connection and a Redis subscription meanwhile)."""
+    seconds = float_arg("timeout", request.args.get("timeout"), default, 0, MAX_DURATION)
+    return min(seconds, MAX_WAIT)
 
 
 @bp.get("/tasks")
@@ -81,15 +91,11 @@ def _check_visible(task_id: str) -> None:
 def task_result(task_id: str) -> Any:
     svc = services()
     _check_visible(task_id)
-    timeout = request.args.get("timeout")
+    timeout = _wait_arg(0.0) if request.args.get("timeout") else None
     result = AsyncResult(task_id, app=svc.celery)
     response: dict[str, Any] = {"task-id": task_id, "state": result.state}
-    if timeout:
-        try:
-            seconds = min(float(timeout), 60.0)
-        except ValueError:
-            raise ApiError(400, "bad_request", '"timeout" must be a number') from None
-        response.update(wait_result(result, seconds))
+    if timeout is not None:
+        response.update(wait_result(result, timeout))
     elif result.ready():
         response.update(wait_result(result, 0.1))
     return jsonify(response)
@@ -98,9 +104,10 @@ def task_result(task_id: str) -> Any:
 @bp.post("/task/apply/<name>")
 @admin_required
 def apply(name: str) -> Any:
+    timeout = _wait_arg(MAX_WAIT)  # before sending: a refused request sends nothing
     result = async_apply(services(), name)
     response: dict[str, Any] = {"task-id": result.id}
-    response.update(wait_result(result, float(request.args.get("timeout", 60))))
+    response.update(wait_result(result, timeout))
     response["state"] = result.state
     return jsonify(response)
 
@@ -168,11 +175,7 @@ def time_limit(name: str) -> Any:
     worker = _limit_target(name)
     limits: dict[str, float | None] = {}
     for key in ("soft", "hard"):
-        raw = request.values.get(key)
-        try:
-            limits[key] = float(raw) if raw not in (None, "") else None  # type: ignore[arg-type]
-        except ValueError:
-            raise ApiError(400, "bad_request", f'"{key}" must be a number of seconds') from None
+        limits[key] = float_arg(key, request.values.get(key), None, 0, MAX_DURATION)
     reply = control(services(), "time_limit", worker, {"task_name": name, **limits})
     if "ok" not in reply:
         raise ApiError(403, "control_failed", f"Failed to set timeouts: {reply.get('error')}")

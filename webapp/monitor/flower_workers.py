@@ -15,26 +15,26 @@ from webapp.auth.guard import admin_required, require_all_jobs
 from webapp.errors import ApiError
 from webapp.monitor.inspect import control, inspect_workers, known_host, shutdown_worker
 from webapp.monitor.presence import list_workers
+from webapp.params import int_arg
 from webapp.queues import check_queue_name
 from webapp.services import services
 
 bp = Blueprint("flower_workers", __name__, url_prefix="/api")
+
+# The most pool processes a control may add, remove or autoscale to: more is a typo
+# or an attack (each one is a process on the worker's machine).
+MAX_POOL = 1_000
 
 
 def flag(name: str) -> bool:
     return request.values.get(name, "").lower() in ("1", "true", "yes", "on")
 
 
-def int_value(name: str, default: int | None = None) -> int:
-    raw = request.values.get(name)
-    if raw in (None, ""):
-        if default is None:
-            raise ApiError(400, "bad_request", f'"{name}" is required')
-        return default
-    try:
-        return int(raw)  # type: ignore[arg-type]
-    except ValueError:
-        raise ApiError(400, "bad_request", f'"{name}" must be a whole number') from None
+def int_value(name: str, default: int | None = None, lo: int = 0, hi: int = MAX_POOL) -> int:
+    value = int_arg(name, request.values.get(name), default, lo, hi)
+    if value is None:
+        raise ApiError(400, "bad_request", f'"{name}" is required', field=name)
+    return value
 
 
 def required(name: str) -> str:
@@ -91,7 +91,7 @@ def pool_restart(workername: str) -> Any:
 def pool_grow(workername: str) -> Any:
     svc = services()
     known_host(svc, workername)
-    n = int_value("n", 1)
+    n = int_value("n", 1, lo=1)
     ok_or_403(control(svc, "pool_grow", workername, {"n": n}), f"Failed to grow '{workername}'")
     return jsonify({"message": f"Growing '{workername}' worker's pool by {n}"})
 
@@ -101,7 +101,7 @@ def pool_grow(workername: str) -> Any:
 def pool_shrink(workername: str) -> Any:
     svc = services()
     known_host(svc, workername)
-    n = int_value("n", 1)
+    n = int_value("n", 1, lo=1)
     reply = control(svc, "pool_shrink", workername, {"n": n})
     ok_or_403(reply, f"Failed to shrink '{workername}'")
     return jsonify({"message": f"Shrinking '{workername}' worker's pool by {n}"})

@@ -21,6 +21,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from webapp import quarantine
 from webapp.auth.guard import require_all_jobs
 from webapp.monitor import broker, histo
 from webapp.monitor.latency import LATENCY_BUCKETS
@@ -108,6 +109,11 @@ def agentdeck_families(svc: Services, workers: list[dict[str, Any]]) -> Iterator
         "agentdeck_events_published",
         "Events published (given a seq and sent on pub/sub)",
         value=float(text(published)) if published else 0.0,
+    )
+    yield GaugeMetricFamily(
+        "agentdeck_recorder_quarantined_jobs",
+        "Jobs the recorder gave up storing in SQL (ids and errors: the quarantine hash)",
+        value=float(quarantine.count(svc.redis, k)),
     )
     yield GaugeMetricFamily(
         "agentdeck_workers_online",

@@ -13,6 +13,7 @@ from webapp.jobs import retry as retry_agent_job
 from webapp.monitor import broker, dashboard, presence, taskviews
 from webapp.monitor.inspect import inspect_workers
 from webapp.monitor.taskcalls import call_of, retry_task
+from webapp.params import float_arg
 from webapp.services import services
 from workers.models import Job
 
@@ -80,10 +81,9 @@ def broker_page() -> Any:
 @bp.get("/dashboard")
 @require_all_jobs
 def dashboard_history() -> Any:
-    try:
-        window = min(max(float(request.args.get("window", 900)), 10.0), 3600.0)
-    except ValueError:
-        raise ApiError(400, "bad_request", '"window" must be a number of seconds') from None
+    # Up to a day is a window one may ask for; it is served as 10 s to the hour kept.
+    window = float_arg("window", request.args.get("window"), 900.0, 0, 86_400)
+    window = min(max(window, 10.0), 3600.0)
     return jsonify(
         {"sample_every": dashboard.SAMPLE_EVERY, "samples": dashboard.history(services(), window)}
     )
@@ -102,8 +102,12 @@ def task_row(job: Job) -> dict[str, Any]:
 @require_all_jobs
 def tasks() -> Any:
     args = request.args.to_dict()
-    args.setdefault("until", str(time.time()))
+    until = taskviews.time_arg(args.get("until"), "until")
+    if until is None:
+        until = time.time()
+    args["until"] = repr(until)
     limit = min(taskviews.int_arg(args, "limit", 50) or 50, PAGE_MAX)
+    offset = taskviews.int_arg(args, "offset", 0)
     args["limit"] = str(limit)
     with services().sessions() as s:
         rows, total = taskviews.query(s, args, default_limit=limit, count=True)
@@ -111,9 +115,9 @@ def tasks() -> Any:
         body: dict[str, Any] = {
             "tasks": [task_row(r) for r in rows],
             "total": total,
-            "offset": int(args.get("offset") or 0),
+            "offset": offset,
             "limit": limit,
-            "until": float(args["until"]),
+            "until": until,
         }
     if names is not None:
         body["types"] = names

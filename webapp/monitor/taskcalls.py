@@ -8,12 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from celery.result import AsyncResult
-from flask import request
 from sqlalchemy import select
 
+from webapp.body import json_body
 from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.monitor.presence import list_workers
+from webapp.params import MAX_DURATION, json_float, json_int
 from webapp.queues import check_queue
 from webapp.services import Services
 from workers.events import EventType
@@ -23,6 +24,7 @@ from workers.replay_log import first_entries
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 OPTIONS = ("countdown", "eta", "expires", "queue", "priority", "routing_key", "exchange")
 RETRYABLE = ("FAILURE", "REVOKED")
+MAX_PRIORITY = 255  # AMQP's; the Redis transport maps it onto its own steps
 
 
 def registered_names(svc: Services) -> set[str]:
@@ -33,12 +35,20 @@ def registered_names(svc: Services) -> set[str]:
     return names
 
 
+def _expires(value: Any) -> float | datetime:
+    """Flower's `expires`: seconds from now, or a date in DATE_FORMAT."""
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value, DATE_FORMAT)
+        except ValueError:
+            pass  # then it must be a number of seconds
+    return json_float("expires", value, 0, MAX_DURATION)
+
+
 def _body() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
-    raw = request.get_data(cache=True)
-    try:
-        body = json.loads(raw) if raw else {}
-    except ValueError as exc:
-        raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc}") from None
+    body = json_body(required=False)
+    if body is None:
+        body = {}
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     args = body.pop("args", [])
@@ -51,18 +61,22 @@ def _body() -> tuple[list[Any], dict[str, Any], dict[str, Any]]:
     if unknown:
         raise ApiError(400, "bad_request", f"unknown option {unknown[0]!r}")
     options = dict(body)
-    try:
-        if "eta" in options:
+    for name in ("queue", "routing_key", "exchange"):
+        if name in options and not isinstance(options[name], str):
+            raise ApiError(400, "bad_request", f'"{name}" must be a string', field=name)
+    if "eta" in options:
+        try:
             options["eta"] = datetime.strptime(str(options["eta"]), DATE_FORMAT)
-        if "countdown" in options:
-            options["countdown"] = float(options["countdown"])
-        if "expires" in options:
-            try:
-                options["expires"] = float(options["expires"])
-            except ValueError:
-                options["expires"] = datetime.strptime(str(options["expires"]), DATE_FORMAT)
-    except (TypeError, ValueError):
-        raise ApiError(400, "bad_request", "Invalid option") from None
+        except ValueError:
+            raise ApiError(
+                400, "bad_request", f'"eta" must look like {DATE_FORMAT}', field="eta"
+            ) from None
+    if "countdown" in options:
+        options["countdown"] = json_float("countdown", options["countdown"], 0, MAX_DURATION)
+    if "expires" in options:
+        options["expires"] = _expires(options["expires"])
+    if "priority" in options:
+        options["priority"] = json_int("priority", options["priority"], 0, MAX_PRIORITY)
     return args, kwargs, options
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from webapp import params
 from webapp.errors import ApiError
 from webapp.monitor import search as search_mod
 from workers.models import Job
@@ -94,18 +95,24 @@ def children_of(s: Session, job_id: str, limit: int = 1000) -> list[str]:
     return list(rows)
 
 
-def _time_arg(value: str | None, name: str) -> float | None:
+def time_arg(value: str | None, name: str) -> float | None:
+    """A time filter: `2024-01-31 13:45` (local time, as Flower takes it) or seconds
+    since the epoch."""
     if not value:
         return None
     try:
         return time.mktime(datetime.strptime(value, RECEIVED_FORMAT).timetuple())
     except ValueError:
-        try:
-            return float(value)
-        except ValueError:
-            raise ApiError(
-                400, "bad_request", f'"{name}" must look like 2024-01-31 13:45'
-            ) from None
+        pass  # then seconds since the epoch
+    try:
+        return params.float_arg(name, value, None, 0, params.MAX_TIMESTAMP)
+    except ApiError:
+        raise ApiError(
+            400,
+            "bad_request",
+            f'"{name}" must look like 2024-01-31 13:45 or be seconds since the epoch',
+            field=name,
+        ) from None
 
 
 def build_filters(args: dict[str, str]) -> list[Any]:
@@ -118,14 +125,14 @@ def build_filters(args: dict[str, str]) -> list[Any]:
         out.append(Job.name == args["taskname"])
     if args.get("state") not in all_:
         out.append(Job.state == args["state"].upper())
-    start = _time_arg(args.get("received_start"), "received_start")
+    start = time_arg(args.get("received_start"), "received_start")
     if start is not None:
         out.append(Job.received_at >= start)
-    end = _time_arg(args.get("received_end"), "received_end")
+    end = time_arg(args.get("received_end"), "received_end")
     if end is not None:
         out.append(Job.received_at <= end)
     if args.get("until"):
-        out.append(Job.created_at <= _time_arg(args["until"], "until"))
+        out.append(Job.created_at <= time_arg(args["until"], "until"))
     out += search_mod.filters(search_mod.parse(args.get("search")))
     return out
 
@@ -146,13 +153,8 @@ def order_by(sort_by: str | None) -> list[Any]:
 
 
 def int_arg(args: dict[str, str], name: str, default: int | None) -> int | None:
-    raw = args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)  # type: ignore[arg-type]
-    except ValueError:
-        raise ApiError(400, "bad_request", f'"{name}" must be a whole number') from None
+    """A count or position (`limit`, `offset`): 0 up to `params.MAX_INT`."""
+    return params.int_arg(name, args.get(name), default, 0, params.MAX_INT)
 
 
 def query(
@@ -165,15 +167,12 @@ def query(
 ) -> tuple[list[Job], int | None]:
     """Tasks matching Flower's filters; only `owner`'s jobs when one is given."""
     limit = int_arg(args, "limit", default_limit)
-    offset = max(int_arg(args, "offset", 0) or 0, 0)
+    offset = int_arg(args, "offset", 0) or 0
     conds = build_filters(args)
     if owner is not None:
         conds.append(Job.owner_id == owner)
     stmt = select(Job).where(*conds).order_by(*order_by(args.get("sort_by"))).offset(offset)
-    if limit is not None:
-        stmt = stmt.limit(min(max(limit, 0), MAX_LIMIT))
-    else:
-        stmt = stmt.limit(MAX_LIMIT * 10)
+    stmt = stmt.limit(MAX_LIMIT * 10 if limit is None else min(limit, MAX_LIMIT))
     rows = list(s.scalars(stmt))
     total = s.scalar(select(func.count()).select_from(Job).where(*conds)) if count else None
     return rows, total
