@@ -48,6 +48,10 @@ class Keys:
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}idem:{key}"
 
+    def login_failures(self, name: str) -> str:
+        """Counter, expiring: failed password logins for a user name (throttling)."""
+        return f"{self.prefix}loginfail:{name}"
+
     def receipt(self, token: str) -> str:
         """What one publish call returned, so its retry publishes nothing twice."""
         return f"{self.prefix}receipt:{token}"

@@ -8,6 +8,7 @@ refused attempt nothing has changed.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -267,3 +268,19 @@ def test_no_route_answers_an_anonymous_caller(web_url: str) -> None:
                 assert r.headers["Location"].startswith("/login?next="), (method, path)
             else:
                 assert r.status_code == 401, (method, path, r.status_code, r.text[:200])
+
+
+def test_password_guessing_is_throttled_per_user_name(web_url: str) -> None:
+    # given a user with a password
+    name = f"guessed-{time.time_ns() % 10**9}"
+    body = {"name": name, "role": "viewer", "password": "the real one"}
+    assert http.post(f"{web_url}/api/users", json=body).status_code == 201
+    # when someone guesses wrong ten times, then the eleventh try is refused
+    wrong = {"name": name, "password": "a guess"}
+    codes = [
+        http.post(f"{web_url}/api/session", json=wrong, token="").status_code for _ in range(11)
+    ]
+    assert codes == [401] * 10 + [429]
+    # even with the right password, for now
+    right = {"name": name, "password": "the real one"}
+    assert http.post(f"{web_url}/api/session", json=right, token="").status_code == 429

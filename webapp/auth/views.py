@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
+import redis
 from flask import (
     Blueprint,
     current_app,
@@ -21,6 +23,7 @@ from webapp.auth.guard import SESSION_COOKIE, admin_required, current_principal
 from webapp.auth.roles import Principal, Role, Via
 from webapp.auth.store import SESSION_SECONDS, AccountError, AccountStore, TokenKind, parse_role
 from webapp.errors import ApiError
+from webapp.services import services
 from webapp.views import page_headers
 from workers.models import ApiToken, User
 
@@ -28,6 +31,8 @@ bp = Blueprint("auth", __name__)
 bp.after_request(page_headers)
 
 MAX_TOKEN_SECONDS = 10 * 365 * 24 * 3600
+LOGIN_ATTEMPTS = 10  # wrong passwords per user name ...
+LOGIN_WINDOW_SECONDS = 300  # ... in this many seconds, then 429 until it passes
 
 
 def store() -> AccountStore:
@@ -131,9 +136,7 @@ def log_in() -> Any:
     if isinstance(body.get("token"), str):
         principal = store().redeem(body["token"])
     elif isinstance(body.get("name"), str) and isinstance(body.get("password"), str):
-        user = store().check_password(body["name"], body["password"])
-        if user is not None:
-            principal = Principal(user.id, user.name, Role(user.role), Via.SESSION)
+        principal = _password_login(body["name"][:64], body["password"])
     if principal is None:
         raise ApiError(401, "unauthorized", "wrong name, password or token")
     return _start_session(principal, jsonify(_me(principal)))
@@ -147,6 +150,32 @@ def log_out() -> Any:
     response = jsonify({"logged_out": True})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+def _password_login(name: str, password: str) -> Principal | None:
+    """Check a password, at most `LOGIN_ATTEMPTS` wrong ones per name per window."""
+    svc = services()
+    key = svc.settings.keys.login_failures(name)
+    try:
+        failures = int(svc.redis.get(key) or 0)
+    except redis.RedisError:
+        failures = 0  # Redis away: no throttling rather than no logins
+    if failures >= LOGIN_ATTEMPTS:
+        raise ApiError(
+            429, "too_many_attempts", f"too many failed logins for {name!r}; try again later"
+        )
+    user = store().check_password(name, password)
+    with contextlib.suppress(redis.RedisError):
+        if user is None:
+            pipe = svc.redis.pipeline()
+            pipe.incr(key)
+            pipe.expire(key, LOGIN_WINDOW_SECONDS)
+            pipe.execute()
+        else:
+            svc.redis.delete(key)
+    if user is None:
+        return None
+    return Principal(user.id, user.name, Role(user.role), Via.SESSION)
 
 
 def _me(principal: Principal) -> dict[str, Any]:
