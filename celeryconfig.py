@@ -21,8 +21,8 @@ broker_transport_options = {"visibility_timeout": 3600}
 # instead of hanging every publish after it. See webapp/broker_pool.py.
 broker_pool_acquire_timeout = 5.0
 # kombu's Redis transport, minus the restore of running tasks when the broker
-# connection is lost (Redis restarted): see workers/broker.py.
-broker_transport = "workers.broker:Transport"
+# connection is lost (Redis restarted): see workers/redis_transport.py.
+broker_transport = "workers.redis_transport:Transport"
 result_expires = 7 * 24 * 3600
 # Agentdeck has its own event pipe; Celery's event stream stays off.
 worker_send_task_events = False

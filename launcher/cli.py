@@ -9,8 +9,8 @@ from collections.abc import Sequence
 import click
 
 from launcher.accounts_cli import COMMANDS, accounts
+from launcher.launch import Launcher
 from launcher.options import resolve
-from launcher.stack import Launcher
 
 
 def main(argv: Sequence[str] | None = None) -> int:

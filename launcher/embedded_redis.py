@@ -154,7 +154,7 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        """The URL with the password: print it through `launcher.stack.redact`."""
+        """The URL with the password: print it through `launcher.launch.redact`."""
         return f"redis://:{self.password}@{self.host}:{self.port}/0"
 
     @property

@@ -12,8 +12,8 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from launcher.embedded_redis import PASSWORD_FILE, EmbeddedRedis
+from launcher.launch import redact
 from launcher.net import free_port
-from launcher.stack import redact
 from tests.support import Platform, WebService, WorkerService, http
 from tests.support.ws import watch_to_end
 

@@ -19,7 +19,7 @@ from webapp.auth.roles import Principal
 from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.history import apply_event
-from webapp.monitor.inspect import revoke_task
+from webapp.monitor.broadcasts import revoke_task
 from webapp.params import MAX_INT, int_arg
 from webapp.queues import check_queue
 from webapp.services import Services

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from webapp.errors import ApiError
-from webapp.monitor.presence import list_workers
+from webapp.monitor.worker_status import list_workers
 from webapp.services import Services
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

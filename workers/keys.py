@@ -98,7 +98,7 @@ class Keys:
         """Hash: counters shared by all processes (events published, ...)."""
         return f"{self.prefix}metrics"
 
-    # --- monitoring (workers/monitor.py, webapp/monitor/) --------------------
+    # --- monitoring (workers/worker_stats.py, webapp/monitor/) ---------------
     @property
     def worker_beats(self) -> str:
         """Sorted set: worker hostname -> Redis time of its last heartbeat."""

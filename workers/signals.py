@@ -17,10 +17,10 @@ from celery.exceptions import TimeLimitExceeded
 from workers.callargs import call_args
 from workers.events import EventType
 from workers.loud import loud
-from workers.monitor import SENT_HEADER, STATS
-from workers.monitor_stats import FAILED, RETRIED, SUCCEEDED
 from workers.publisher import get_publisher
 from workers.runtime import RUN_AGENT_TASK
+from workers.shared_counters import FAILED, RETRIED, SUCCEEDED
+from workers.worker_stats import SENT_HEADER, STATS
 
 MAX_REPR = 2_000
 # Stamped on a request in the worker's main process; the pool child reads them.

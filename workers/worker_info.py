@@ -9,7 +9,7 @@ from typing import Any
 import celery
 from celery.worker import state as worker_state
 
-from workers.monitor import WorkerStats
+from workers.worker_stats import WorkerStats
 
 MAX_REGISTERED = 1000
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

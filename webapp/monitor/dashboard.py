@@ -14,8 +14,8 @@ import json
 import os
 from typing import Any
 
-from webapp.monitor import broker, histo
-from webapp.monitor.presence import list_workers, redis_now
+from webapp.monitor import broker_queues, histo
+from webapp.monitor.worker_status import list_workers, redis_now
 from webapp.services import Services, text
 
 SAMPLE_EVERY = 2.0
@@ -98,7 +98,7 @@ def take_sample(svc: Services) -> dict[str, Any] | None:
     workers = list_workers(svc)
     raw = svc.redis.get(k.dashboard_totals)
     prev = json.loads(raw) if raw else {}
-    sample, totals = compute(workers, prev, broker.queues(svc, workers), now)
+    sample, totals = compute(workers, prev, broker_queues.queues(svc, workers), now)
     message = json.dumps({"type": SAMPLE_TYPE, "ts": now, "data": sample}, separators=(",", ":"))
     pipe = svc.redis.pipeline(transaction=False)
     pipe.set(k.dashboard_totals, json.dumps(totals), ex=3600)

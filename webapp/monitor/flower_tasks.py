@@ -1,4 +1,4 @@
-"""Flower's task API at Flower's paths, answered from SQL history and the broker.
+"""Flower's task API at Flower's paths, answered from SQL history and the broker_queues.
 
 Reading is open like the rest of the REST API; running, revoking and
 changing limits are admin-only. Unlike Flower, apply/send accept only task
@@ -17,10 +17,10 @@ from sqlalchemy import select
 
 from webapp.auth.guard import admin_required, current_principal, require_all_jobs
 from webapp.errors import ApiError
-from webapp.monitor import broker, taskviews
-from webapp.monitor.inspect import control, revoke_task
-from webapp.monitor.presence import list_workers
+from webapp.monitor import broker_queues, taskviews
+from webapp.monitor.broadcasts import control, revoke_task
 from webapp.monitor.taskcalls import async_apply, registered_names, wait_result
+from webapp.monitor.worker_status import list_workers
 from webapp.params import MAX_DURATION, float_arg
 from webapp.services import services
 from workers.models import Job
@@ -61,7 +61,7 @@ def task_types() -> Any:
 @require_all_jobs
 def queue_lengths() -> Any:
     svc = services()
-    rows = broker.queues(svc, list_workers(svc))
+    rows = broker_queues.queues(svc, list_workers(svc))
     return jsonify(
         {"active_queues": [{"name": q["name"], "messages": q["messages"]} for q in rows]}
     )

@@ -13,8 +13,8 @@ from flask import Blueprint, jsonify, request
 
 from webapp.auth.guard import admin_required, require_all_jobs
 from webapp.errors import ApiError
-from webapp.monitor.inspect import control, inspect_workers, known_host, shutdown_worker
-from webapp.monitor.presence import list_workers
+from webapp.monitor.broadcasts import control, inspect_workers, known_host, shutdown_worker
+from webapp.monitor.worker_status import list_workers
 from webapp.params import int_arg
 from webapp.queues import check_queue_name
 from webapp.services import services

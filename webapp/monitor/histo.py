@@ -1,10 +1,10 @@
-"""Histogram arithmetic over the workers' bucket counts (see workers/monitor_stats.py)."""
+"""Histogram arithmetic over the workers' bucket counts (see workers/shared_counters.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from workers.monitor_stats import BUCKETS, NB
+from workers.shared_counters import BUCKETS, NB
 
 
 def add(into: list[int], counts: Sequence[int] | None) -> list[int]:

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 
-from webapp.monitor import dashboard, presence
+from webapp.monitor import dashboard, worker_status
 from webapp.monitor.latency import LatencyHistogram
 from webapp.services import Services, text
 
@@ -28,7 +28,7 @@ class MonitorLoop:
         self.svc = svc
         self.latency = LatencyHistogram()
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._expire = svc.redis.register_script(presence.EXPIRE_LUA)
+        self._expire = svc.redis.register_script(worker_status.EXPIRE_LUA)
         self._stopping = threading.Event()
         self.errors = 0
 
@@ -40,10 +40,10 @@ class MonitorLoop:
 
     def _run(self) -> None:
         next_report = 0.0
-        while not self._stopping.wait(presence.CHECK_EVERY):
+        while not self._stopping.wait(worker_status.CHECK_EVERY):
             now = time.monotonic()
             try:
-                presence.expire_silent(self.svc, self._expire)
+                worker_status.expire_silent(self.svc, self._expire)
                 self.latency.flush(self.svc.redis, self.svc.settings.keys.latency)
                 if now >= next_report:
                     next_report = now + WS_REPORT_EVERY

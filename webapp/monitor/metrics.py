@@ -23,10 +23,10 @@ from prometheus_client.core import (
 
 from webapp import quarantine
 from webapp.auth.guard import require_all_jobs
-from webapp.monitor import broker, histo
+from webapp.monitor import broker_queues, histo
 from webapp.monitor.latency import LATENCY_BUCKETS
 from webapp.monitor.loop import ws_clients_total
-from webapp.monitor.presence import list_workers
+from webapp.monitor.worker_status import list_workers
 from webapp.services import Services, services, text
 
 bp = Blueprint("metrics", __name__)
@@ -93,7 +93,7 @@ def agentdeck_families(svc: Services, workers: list[dict[str, Any]]) -> Iterator
         "Messages taken by a worker, not yet acknowledged",
         labels=["queue"],
     )
-    for q in broker.queues(svc, workers):
+    for q in broker_queues.queues(svc, workers):
         ready.add_metric([q["name"]], float(q["messages"]))
         unacked.add_metric([q["name"]], float(q["unacked"]))
     yield ready

@@ -10,8 +10,8 @@ from flask import Blueprint, jsonify, request
 from webapp.auth.guard import admin_required, current_principal, require_all_jobs
 from webapp.errors import ApiError
 from webapp.jobs import retry as retry_agent_job
-from webapp.monitor import broker, dashboard, presence, taskviews
-from webapp.monitor.inspect import inspect_workers
+from webapp.monitor import broker_queues, dashboard, taskviews, worker_status
+from webapp.monitor.broadcasts import inspect_workers
 from webapp.monitor.taskcalls import call_of, retry_task
 from webapp.params import float_arg
 from webapp.services import services
@@ -36,7 +36,7 @@ def workers() -> Any:
     svc = services()
     return jsonify(
         {
-            "workers": presence.list_workers(svc),
+            "workers": worker_status.list_workers(svc),
             "heartbeat_seconds": svc.settings.heartbeat_seconds,
             "expiry_seconds": svc.settings.worker_expiry_seconds,
         }
@@ -47,7 +47,7 @@ def workers() -> Any:
 @require_all_jobs
 def worker(host: str) -> Any:
     svc = services()
-    found = presence.get_worker(svc, host)
+    found = worker_status.get_worker(svc, host)
     if found is None:
         raise ApiError(404, "unknown_worker", f"no worker {host!r}")
     if found["online"] and request.args.get("inspect", "1") != "0":
@@ -58,7 +58,7 @@ def worker(host: str) -> Any:
 @bp.delete("/workers/<path:host>")
 @admin_required
 def purge(host: str) -> Any:
-    if not presence.purge_worker(services(), host):
+    if not worker_status.purge_worker(services(), host):
         raise ApiError(409, "not_offline", f"{host!r} is unknown or still online")
     return jsonify({"purged": host})
 
@@ -72,7 +72,7 @@ def broker_page() -> Any:
     return jsonify(
         {
             "broker": safe_url,
-            "queues": broker.queues(svc, presence.list_workers(svc)),
+            "queues": broker_queues.queues(svc, worker_status.list_workers(svc)),
             "ts": time.time(),
         }
     )

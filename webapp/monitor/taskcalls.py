@@ -13,7 +13,7 @@ from sqlalchemy import select
 from webapp.body import json_body
 from webapp.broker_pool import send_task
 from webapp.errors import ApiError
-from webapp.monitor.presence import list_workers
+from webapp.monitor.worker_status import list_workers
 from webapp.params import MAX_DURATION, json_float, json_int
 from webapp.queues import check_queue
 from webapp.services import Services

@@ -4,7 +4,7 @@ The main process of each worker runs one heartbeat thread. A beat is one
 Redis round trip (a script): the worker's last beat time (Redis' clock, so
 hosts with skewed clocks agree) in a sorted set, its last payload in a hash,
 and a PUBLISH on the workers channel. A worker killed without a word stops
-beating; the web side marks it offline (webapp/monitor/presence.py).
+beating; the web side marks it offline (webapp/monitor/worker_status.py).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from celery import signals
 from celery.worker import state as worker_state
 
 from workers.loud import loud
-from workers.monitor import STATS
 from workers.publisher import get_publisher
 from workers.settings import get_settings
 from workers.signals import announce_received
 from workers.worker_info import snapshot
+from workers.worker_stats import STATS
 
 log = logging.getLogger("agentdeck.presence")
 
@@ -117,7 +117,7 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     if _heartbeat is not None:
         return
     if STATS.counters is None:  # imported after worker_init: count in this process only
-        from workers.monitor_stats import SharedCounters
+        from workers.shared_counters import SharedCounters
 
         STATS.counters = SharedCounters(sender.app.tasks.keys(), slots=1)
     _heartbeat = Heartbeat(sender)

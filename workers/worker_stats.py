@@ -2,9 +2,9 @@
 
 Counting is kept off Redis: the task signal receivers of `signals` note
 each run's start and end, the publisher's thread adds the notes to memory
-shared with the main process (see `monitor_stats`) before each batch, and
+shared with the main process (see `shared_counters`) before each batch, and
 the heartbeat thread of the worker's main process sends it all every
-`heartbeat_seconds` in one round trip (`presence.py`). One receiver per
+`heartbeat_seconds` in one round trip (`heartbeat.py`). One receiver per
 signal does both events and notes (a second one would cost each task a
 second dispatch), and a note is one append: the task's thread does least.
 """
@@ -21,8 +21,8 @@ from typing import Any
 from celery import signals
 
 from workers.loud import loud
-from workers.monitor_stats import SharedCounters
 from workers.publisher import CHORES
+from workers.shared_counters import SharedCounters
 
 log = logging.getLogger("agentdeck.monitor")
 

@@ -28,7 +28,7 @@ from celery.app.control import Control
 
 from webapp.broker_pool import BrokerBusy, broker_connection
 from webapp.errors import ApiError
-from webapp.monitor.presence import list_workers
+from webapp.monitor.worker_status import list_workers
 from webapp.services import Services
 
 TIMEOUT = 2.0
