@@ -87,11 +87,8 @@ def test_the_default_run_time_limit_comes_from_the_setting(
     [
         ('{"agent": "echo", "input": {"text": "x", "steps": 1e23}}', "steps"),
         ('{"agent": "echo", "input": {"text": "x", "steps": 1001}}', "steps"),
-        ('{"agent": "echo", "input": {"text": "x", "delay": 1e999}}', "delay"),
         ('{"agent": "echo", "input": {"text": "x", "delay": 61}}', "delay"),
-        ('{"agent": "echo", "input": {"text": "x", "delay": NaN}}', "delay"),
         ('{"agent": "sleep", "input": {"seconds": 1e9}}', "seconds"),
-        ('{"agent": "sleep", "input": {"seconds": -Infinity}}', "seconds"),
     ],
 )
 def test_unbounded_or_non_finite_inputs_are_refused(web: WebService, body: str, field: str) -> None:
@@ -104,4 +101,16 @@ def test_unbounded_or_non_finite_inputs_are_refused(web: WebService, body: str, 
     # then it is a 422 naming the field, and nothing is stored
     assert r.status_code == 422, r.text
     assert r.json()["error"]["field"] == field
+    assert sum(http.get(f"{web.url}/api/jobs", timeout=10).json()["counts"].values()) == before
+
+
+@pytest.mark.parametrize("number", ["1e999", "NaN", "-Infinity"])
+def test_non_finite_inputs_are_not_json_this_api_takes(web: WebService, number: str) -> None:
+    # when an input asks for infinity, then the body itself is refused and nothing stored
+    before = sum(http.get(f"{web.url}/api/jobs", timeout=10).json()["counts"].values())
+    body = '{"agent": "echo", "input": {"text": "x", "delay": ' + number + "}}"
+    r = http.post(
+        f"{web.url}/api/jobs", data=body, headers={"Content-Type": "application/json"}, timeout=10
+    )
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_json", r.text
     assert sum(http.get(f"{web.url}/api/jobs", timeout=10).json()["counts"].values()) == before

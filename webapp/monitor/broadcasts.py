@@ -31,7 +31,9 @@ from webapp.errors import ApiError
 from webapp.monitor.worker_status import list_workers
 from webapp.services import Services
 
-TIMEOUT = 2.0
+TIMEOUT = 2.0  # an inspection: every online worker is asked, most answer in milliseconds
+# A control names its worker and returns at its reply; a busy worker gets longer.
+CONTROL_TIMEOUT = 5.0
 CACHE_SECONDS = 1.0
 METHODS = (
     "stats",
@@ -82,6 +84,7 @@ def _broadcast(
     destination: list[str] | None = None,
     reply: bool = False,
     limit: int | None = None,
+    timeout: float = TIMEOUT,
 ) -> list[dict[str, Any]]:
     with broker_connection(svc.celery) as conn:
         replies = _control(svc.celery).broadcast(
@@ -90,7 +93,7 @@ def _broadcast(
             destination=destination,
             connection=conn,
             reply=reply,
-            timeout=TIMEOUT,
+            timeout=timeout,
             limit=limit,
         )
     return list(replies or [])
@@ -151,6 +154,7 @@ def control(
             destination=destination,
             reply=True,
             limit=1 if host else None,
+            timeout=CONTROL_TIMEOUT,
         )
     for reply in replies:
         if host is None:
