@@ -45,9 +45,6 @@ class Keys:
         """Lock: one web process handles a lost worker's jobs."""
         return f"{self.prefix}lost:{hostname}"
 
-    def idempotency(self, key: str) -> str:
-        return f"{self.prefix}idem:{key}"
-
     def login_failures(self, name: str) -> str:
         """Counter, expiring: failed password logins for a user name (throttling)."""
         return f"{self.prefix}loginfail:{name}"

@@ -1,5 +1,6 @@
-"""SQL history: jobs (every Celery task, agents included), their events, workers,
-and the accounts that own jobs (users and their API tokens).
+"""SQL history: jobs (every Celery task, agents included) and their events, and the
+accounts that own jobs (users and their API tokens). Workers live in Redis
+(their heartbeats), not here.
 
 SQLite (WAL) by default, PostgreSQL through DATABASE_URL. The schema is
 managed by the Alembic migrations in `migrations/`.
@@ -82,16 +83,6 @@ class EventRow(Base):
     ts: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16))
     data: Mapped[Any] = mapped_column(JSON, nullable=True)
-
-
-class WorkerRow(Base):
-    __tablename__ = "workers"
-
-    hostname: Mapped[str] = mapped_column(String(255), primary_key=True)
-    info: Mapped[Any] = mapped_column(JSON, nullable=True)
-    first_seen: Mapped[float] = mapped_column(Float)
-    last_seen: Mapped[float] = mapped_column(Float)
-    online: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class User(Base):

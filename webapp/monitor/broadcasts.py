@@ -99,10 +99,6 @@ def _broadcast(
     return list(replies or [])
 
 
-def online_hosts(svc: Services) -> list[str]:
-    return [w["hostname"] for w in list_workers(svc) if w["online"]]
-
-
 def known_host(svc: Services, host: str) -> None:
     if host not in {w["hostname"] for w in list_workers(svc)}:
         raise ApiError(404, "unknown_worker", f"Unknown worker '{host}'")
