@@ -18,7 +18,6 @@ from typing import Any
 from celery import signals
 from celery.worker import state as worker_state
 
-from workers.loud import loud
 from workers.publisher import get_publisher
 from workers.settings import get_settings
 from workers.signals import announce_received
@@ -111,7 +110,6 @@ _heartbeat: Heartbeat | None = None
 
 
 @signals.worker_ready.connect
-@loud
 def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
     global _heartbeat
     if _heartbeat is not None:
@@ -125,7 +123,6 @@ def on_worker_ready(sender: Any = None, **kwargs: Any) -> None:
 
 
 @signals.worker_shutdown.connect
-@loud
 def on_worker_shutdown(**kwargs: Any) -> None:
     global _heartbeat
     if _heartbeat is not None:

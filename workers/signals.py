@@ -1,7 +1,8 @@
 """Celery signal receivers: every task transition becomes an event.
 
-Receivers are module-level functions taking `**kwargs`. Celery swallows what
-a receiver raises, so each one logs its own failure loudly instead.
+Receivers are module-level functions taking `**kwargs`. Celery's
+`Signal.send` logs what a receiver raises (`logger.exception`, with the
+receiver's name) and goes on with the task; tests call receivers directly.
 Importing this module is all it takes to monitor any Celery app.
 """
 
@@ -16,7 +17,6 @@ from celery.exceptions import TimeLimitExceeded
 
 from workers.callargs import call_args
 from workers.events import EventType
-from workers.loud import loud
 from workers.publisher import get_publisher
 from workers.runtime import RUN_AGENT_TASK
 from workers.shared_counters import FAILED, RETRIED, SUCCEEDED
@@ -43,7 +43,6 @@ def _jsonable(value: Any) -> Any:
 
 
 @signals.before_task_publish.connect
-@loud
 def on_before_task_publish(
     sender: str | None = None,
     body: Any = None,
@@ -80,7 +79,6 @@ def on_before_task_publish(
 
 
 @signals.task_received.connect
-@loud
 def on_task_received(request: Any = None, **kwargs: Any) -> None:
     STATS.count_received(request.name)
     # The worker's main process is its bottleneck, so it says nothing to Redis
@@ -124,7 +122,6 @@ os.register_at_fork(after_in_child=_note_pid)
 
 
 @signals.task_prerun.connect
-@loud
 def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
     if task_id is None:
         return
@@ -151,7 +148,6 @@ def on_task_prerun(task_id: str | None = None, task: Any = None, **kwargs: Any) 
 
 
 @signals.task_retry.connect
-@loud
 def on_task_retry(
     sender: Any = None, request: Any = None, reason: Any = None, **kwargs: Any
 ) -> None:
@@ -164,7 +160,6 @@ def on_task_retry(
 
 
 @signals.task_success.connect
-@loud
 def on_task_success(sender: Any = None, result: Any = None, **kwargs: Any) -> None:
     task_id = sender.request.id
     STATS.run_ended(task_id, sender.name, SUCCEEDED)  # before the event (see prerun)
@@ -189,7 +184,6 @@ def _error_text(exception: BaseException | None) -> str:
 
 
 @signals.task_failure.connect
-@loud
 def on_task_failure(
     sender: Any = None,
     task_id: str | None = None,
@@ -206,7 +200,6 @@ def on_task_failure(
 
 
 @signals.task_revoked.connect
-@loud
 def on_task_revoked(
     sender: Any = None,
     request: Any = None,
@@ -223,12 +216,10 @@ def on_task_revoked(
 
 
 @signals.worker_shutdown.connect
-@loud
 def on_worker_shutdown(**kwargs: Any) -> None:
     get_publisher().flush(timeout=5.0)
 
 
 @signals.worker_process_shutdown.connect
-@loud
 def on_worker_process_shutdown(**kwargs: Any) -> None:
     get_publisher().flush(timeout=5.0)

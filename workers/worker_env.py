@@ -12,14 +12,12 @@ from typing import Any
 
 from celery import signals
 
-from workers.loud import loud
 from workers.settings import drop_web_secrets
 
 log = logging.getLogger("agentdeck.worker")
 
 
 @signals.celeryd_init.connect
-@loud
 def on_celeryd_init(**kwargs: Any) -> None:
     dropped = drop_web_secrets()
     if dropped:

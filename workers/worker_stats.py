@@ -20,7 +20,6 @@ from typing import Any
 
 from celery import signals
 
-from workers.loud import loud
 from workers.publisher import CHORES
 from workers.shared_counters import SharedCounters
 
@@ -114,7 +113,6 @@ CHORES.append(STATS.apply_notes)
 
 
 @signals.worker_init.connect
-@loud
 def on_worker_init(sender: Any = None, **kwargs: Any) -> None:
     # Before the pool forks: the children inherit the shared counters.
     app = getattr(sender, "app", None)
