@@ -29,7 +29,18 @@ pytest_plugins = ("tests.support.browser",)
 _state: dict[str, object] = {}
 
 
+UNIT_DIR = Path(__file__).resolve().parent / "unit"
+
+
+def _only_unit_tests(config: pytest.Config) -> bool:
+    """`pytest tests/unit`: pure logic, no services, so no platform is started."""
+    paths = [Path(arg.split("::")[0]).resolve() for arg in config.args]
+    return bool(paths) and all(p.is_relative_to(UNIT_DIR) for p in paths)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    if _only_unit_tests(session.config):
+        return
     platform = start_platform()
     _state["platform"] = platform
     _state["saved_env"] = {k: os.environ.get(k) for k in platform.exported}

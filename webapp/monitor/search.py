@@ -37,7 +37,11 @@ class Search:
 
 
 def _value(raw: str) -> str:
-    return raw.strip().strip('"').replace('\\"', '"')
+    """A term's value: one pair of surrounding quotes off, `\\"` and `\\\\` unescaped."""
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1]
+    return re.sub(r'\\(["\\])', r"\1", value)
 
 
 def parse(text: str | None) -> Search:
