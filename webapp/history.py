@@ -44,7 +44,12 @@ def new_job_row(event: Event) -> Job:
 
 
 def apply_event(job: Job, event: Event) -> None:
-    """Fold one event into the job's row (events arrive in seq order)."""
+    """Fold one event into the job's row (events arrive in seq order).
+
+    The pages fold events with the same rules in `webapp/static/js/fold.js`; both are
+    held to tests/fixtures/event_folds.json (docs/api.md, "How an event changes the
+    job"). Change a rule in both, with a case.
+    """
     d = event.data
     t = event.type
     if t == EventType.JOB_QUEUED:

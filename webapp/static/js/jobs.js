@@ -2,6 +2,7 @@
 // cursor pagination and per-state counters.
 import { listAgents, listJobs } from "./api.js";
 import { FINAL, STATES, $, absTime, announcer, clear, duration, el, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
+import { fold } from "./fold.js";
 import { subscribe } from "./live.js";
 
 const DEFAULT_PAGE_SIZE = 50;
@@ -189,15 +190,9 @@ function applyEvent(ev) {
   const id = ev.job;
   countTransition(id, ev);
   const entry = rows.get(id);
-  const d = ev.data || {};
   if (entry) {
-    const job = entry.job;
-    job.state = ev.state;
-    if (d.worker) job.worker = d.worker;
-    if (ev.type === "job.started") job.started_at = ev.ts;
+    const job = fold(entry.job, ev);
     if (FINAL.has(ev.state) && ev.type.startsWith("job.")) {
-      job.finished_at = job.finished_at ?? ev.ts;
-      job.runtime = null;
       announce(`Job ${id.slice(0, 8)} (${job.agent || job.name || "job"}) is ${ev.state}`);
     }
     updateRow(entry);
@@ -205,17 +200,7 @@ function applyEvent(ev) {
   }
   if (cursor) return; // an older page: new jobs don't belong here
   if (ev.type === "job.queued") {
-    const job = {
-      id,
-      agent: d.agent ?? null,
-      name: d.name ?? "",
-      state: ev.state,
-      created_at: ev.ts,
-      started_at: null,
-      finished_at: null,
-      worker: null,
-      queue: d.queue ?? null,
-    };
+    const job = fold(null, ev);
     if (matchesFilters(job)) {
       const tr = jobRow(job);
       tr.classList.add("fresh");

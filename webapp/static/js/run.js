@@ -6,6 +6,7 @@
 // animation frame; long lists keep only their newest rows in the DOM.
 import { ApiError, answerJob, cancelJob, getAllEvents, getJob, retryJob } from "./api.js";
 import { FINAL, $, clear, compact, duration, el, frameBatcher, isoTime, absTime, pretty, refreshTimes, setBadge, timeEl } from "./dom.js";
+import { fold } from "./fold.js";
 import { setLastSeq, subscribe } from "./live.js";
 
 const TIMELINE_WINDOW = 300;
@@ -58,7 +59,7 @@ const ui = {
 
 // ---- the model ----------------------------------------------------------------
 
-let job = null; // REST job object, kept current from events
+let job = null; // REST job object, kept current by fold.js
 let events = []; // every event seen, in seq order
 let lastSeq = 0;
 let pending = []; // events received, not drawn yet
@@ -143,53 +144,6 @@ function renderDuration() {
   ui.facts.duration.textContent = start && end ? duration(end - start) : "—";
 }
 
-// ---- applying events to the model ----------------------------------------------
-
-function applyToJob(ev) {
-  if (!job) job = { id: jobId, state: ev.state };
-  job.state = ev.state || job.state;
-  job.last_seq = Math.max(job.last_seq || 0, ev.seq);
-  const d = ev.data || {};
-  switch (ev.type) {
-    case "job.queued":
-      job.created_at ??= ev.ts;
-      if (d.agent && !job.agent) job.agent = d.agent;
-      if (d.queue) job.queue = d.queue;
-      if (d.input !== undefined && job.input === undefined) job.input = d.input;
-      break;
-    case "job.received":
-      job.received_at = ev.ts;
-      if (d.worker) job.worker = d.worker;
-      break;
-    case "job.started":
-      job.started_at = ev.ts;
-      if (d.worker) job.worker = d.worker;
-      if (typeof d.retries === "number") job.retries = d.retries;
-      break;
-    case "job.retrying":
-      if (typeof d.retries === "number") job.retries = d.retries;
-      break;
-    case "job.succeeded":
-      job.finished_at = ev.ts;
-      job.result = d.result;
-      break;
-    case "job.failed":
-      job.finished_at = ev.ts;
-      job.error = d.error;
-      job.traceback = d.traceback;
-      break;
-    case "job.cancelled":
-      job.finished_at = ev.ts;
-      showOutcome(`Cancelled (${d.reason || "revoked"}).`);
-      break;
-    case "job.lost":
-      showOutcome(`The worker running this job was lost${d.reason ? `: ${d.reason}` : ""}.`);
-      break;
-    default:
-      break;
-  }
-}
-
 function originOf() {
   if (t0 === null) t0 = job?.started_at ?? job?.created_at ?? events[0]?.ts ?? Date.now() / 1000;
   return t0;
@@ -230,8 +184,9 @@ function summary(ev) {
     case "job.failed":
       return String(d.error ?? "");
     case "job.cancelled":
-    case "job.lost":
       return String(d.reason ?? "");
+    case "job.lost":
+      return String(d.error ?? "");
     case "job.retrying":
       return `${d.reason ?? ""}${d.retries !== undefined ? ` (retry ${d.retries})` : ""}`;
     case "input.requested":
@@ -454,6 +409,9 @@ function drawOne(ev) {
       break;
     default:
       if (FINAL.has(ev.state)) ui.askPanel.hidden = true;
+      if (ev.type === "job.cancelled") showOutcome(`Cancelled (${ev.data?.reason || "revoked"}).`);
+      // job.lost says why in `error`, as job.failed does (docs/api.md).
+      else if (ev.type === "job.lost") showOutcome(`The worker running this job was lost${ev.data?.error ? `: ${ev.data.error}` : ""}.`);
       break;
   }
 }
@@ -507,7 +465,7 @@ function take(list, { live }) {
     if (ev.seq <= lastSeq) continue; // never twice
     lastSeq = ev.seq;
     events.push(ev);
-    applyToJob(ev);
+    job = fold(job, ev);
     ev.live = live;
     ev.receivedAt = receivedAt;
     pending.push(ev);
