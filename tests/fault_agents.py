@@ -61,8 +61,12 @@ def secrets_seen(ctx: Context, needle: str) -> dict[str, bool]:
         "environ_value": any(needle in value for value in os.environ.values()),
         "settings": needle in (get_settings().admin_token, ctx.publisher.settings.admin_token),
     }
-@agent(description="Streams and returns text holding a lone surrogate, which UTF-8 cannot hold.")
+
+
+@agent(
+    description="Streams and returns text with a lone surrogate and a NUL, which SQL cannot hold."
+)
 def surrogate(ctx: Context) -> str:
-    text = "a" + chr(0xD800) + "b"
+    text = "a" + chr(0xD800) + "b" + chr(0) + "c"
     ctx.output(text)
     return text

@@ -26,7 +26,7 @@ from sqlalchemy.orm import sessionmaker
 from webapp import quarantine
 from webapp.history import apply_event, insert_events_ignoring_duplicates, new_job_row
 from webapp.services import text
-from webapp.strict_json import may_hold_surrogates, scrub
+from webapp.strict_json import may_need_scrub, scrub
 from workers.events import EnvelopeError, decode
 from workers.models import Job
 from workers.replay_log import read_log
@@ -163,7 +163,7 @@ class Recorder:
                 except EnvelopeError as exc:
                     log.error("skipping a malformed event of %s: %s", job_id, exc)
                     continue
-                if may_hold_surrogates(raw):  # UTF-8 (SQL) cannot hold them: U+FFFD
+                if may_need_scrub(raw):  # lone surrogates, NUL: SQL cannot hold them
                     event = replace(event, data=scrub(event.data))
                 events.append(event)
             if not events:

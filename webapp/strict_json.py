@@ -5,7 +5,8 @@ NaN and Infinity literals, numbers that overflow to infinity (`1e999`), and
 nesting deeper than `MAX_DEPTH` (the C parser recurses per level, so 100,000
 `[` would end in a RecursionError). A JSON string may also hold a lone
 surrogate (`"\\ud800"`): valid JSON, but no UTF-8 encoder (SQL, Redis) takes
-it. `unencodable_path` finds one; `scrub` replaces them with U+FFFD.
+it. `unencodable_path` finds one. PostgreSQL's text also refuses NUL
+(`"\u0000"`), valid in JSON and Python. `scrub` replaces both with U+FFFD.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ _BRACKET = re.compile(r"[\[\]{}]")
 # Text from valid UTF-8 holds a surrogate only through a \uD800-\uDFFF escape.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SQL_UNSAFE = re.compile("[\ud800-\udfff\x00]")
 
 
 class JsonRefused(ValueError):
@@ -75,6 +77,11 @@ def may_hold_surrogates(text: str) -> bool:
     return _SURROGATE_ESCAPE.search(text) is not None
 
 
+def may_need_scrub(text: str) -> bool:
+    """False when JSON text certainly decodes to strings SQL can store (the usual case)."""
+    return "\\u0000" in text or may_hold_surrogates(text)
+
+
 def _has_surrogate(text: str) -> bool:
     return not text.isascii() and _SURROGATE.search(text) is not None
 
@@ -100,9 +107,9 @@ def unencodable_path(value: Any) -> str | None:
 
 
 def scrub(value: Any) -> Any:
-    """`value` with every lone surrogate in its strings and keys replaced by U+FFFD."""
+    """`value` with every lone surrogate and NUL in its strings and keys replaced by U+FFFD."""
     if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value) if _has_surrogate(value) else value
+        return _SQL_UNSAFE.sub("\ufffd", value)
     if isinstance(value, dict):
         return {scrub(k): scrub(v) for k, v in value.items()}
     if isinstance(value, list):
