@@ -27,7 +27,7 @@ def test_redis_is_ours(redis_client: redis.Redis, platform: Platform) -> None:
 
 def test_sql_is_migrated(sql_engine: Engine) -> None:
     tables = set(inspect(sql_engine).get_table_names())
-    assert {"jobs", "events", "workers", "alembic_version"} <= tables
+    assert {"jobs", "events", "users", "api_tokens", "alembic_version"} <= tables
     if sql_engine.dialect.name == "sqlite":
         with sql_engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
