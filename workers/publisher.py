@@ -22,7 +22,6 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +29,7 @@ import orjson
 import redis
 
 from workers.events import STATE_AFTER, EventType, now
+from workers.hooks import HOOKS, Hooks
 from workers.publish_script import PUBLISH_LUA, RS, SEP, ScriptConnection
 from workers.settings import Settings, get_settings
 
@@ -47,9 +47,6 @@ BATCH_FULL = 64
 LOAD_JOBS_PER_S = 50.0
 RATE_WINDOW = 0.1
 SEEN_MAX = 10_000  # jobs whose last seq and state this process remembers
-# Work each publisher's thread does before each batch, for whoever hands work off
-# the task's own thread (the worker's per-task counters: see `monitor`).
-CHORES: list[Callable[[], None]] = []
 
 
 @dataclass(slots=True)
@@ -113,8 +110,11 @@ def _pack(job: str, type_: str, ts: float, state: str, data: dict[str, Any]) -> 
 
 
 class Publisher:
-    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: redis.Redis | None = None, hooks: Hooks | None = None
+    ) -> None:
         self.settings = settings
+        self.hooks = HOOKS if hooks is None else hooks  # before_publish_batch, per batch
         self.keys = settings.keys
         self.redis = client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
@@ -253,11 +253,7 @@ class Publisher:
         while True:
             batch = self._next_batch(last, jobs_rate > LOAD_JOBS_PER_S)
             last = time.monotonic()
-            for chore in CHORES:
-                try:
-                    chore()
-                except Exception:
-                    log.exception("publisher chore %r failed", chore)
+            self.hooks.before_publish_batch()
             try:
                 seqs = self._publish(batch)
             except redis.RedisError as exc:
