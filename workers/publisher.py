@@ -8,7 +8,10 @@ each event its job's next seq and state, appends it to the job's replay log,
 marks the job for the recorder and PUBLISHes the batch, atomically.
 
 Keeping Redis off the caller's path is what keeps the cost to a Celery
-worker low, and the buffer is what carries events across a Redis outage.
+worker low, and the buffer is what carries events across a Redis outage. A
+buffer that fills (Redis away for long) sheds all but lifecycle events; what
+was shed and the failed calls are added to the shared `metrics` hash once
+Redis answers again, so /metrics shows them whichever process they were in.
 """
 
 from __future__ import annotations
@@ -67,6 +70,14 @@ class PublisherStats:
     dropped: int = 0
     redis_errors: int = 0
     last_error: str = ""
+    last_error_at: float = 0.0
+    # How many of `dropped` and `redis_errors` the metrics hash holds already.
+    dropped_reported: int = 0
+    errors_reported: int = 0
+
+    @property
+    def unreported(self) -> bool:
+        return self.dropped > self.dropped_reported or self.redis_errors > self.errors_reported
 
 
 # orjson: the standard encoder builds its C encoder anew for every call, which
@@ -163,7 +174,7 @@ class Publisher:
         if len(buffer) >= self.settings.publish_buffer_max and not is_lifecycle:
             # Redis has been away long enough to fill the buffer: keep the
             # lifecycle events (state must converge), shed the chatter.
-            self.stats.dropped += 1
+            self._drop()
             return 0
         item = _Pending(
             job,
@@ -198,6 +209,15 @@ class Publisher:
         if self._idle or len(buffer) == BATCH_FULL:
             with self._cond:
                 self._cond.notify()
+
+    def _drop(self) -> None:
+        stats = self.stats
+        if stats.dropped == stats.dropped_reported:  # the first since the last report
+            log.warning(
+                "publish buffer full (%d events, Redis away?): dropping all but lifecycle events",
+                len(self._buffer),
+            )
+        stats.dropped += 1
 
     def remember(self, job: str, last_seq: int, state: str) -> None:
         """Seed what this process knows of a job it has not published for (from SQL), so
@@ -259,6 +279,7 @@ class Publisher:
             except redis.RedisError as exc:
                 self.stats.redis_errors += 1
                 self.stats.last_error = repr(exc)
+                self.stats.last_error_at = time.time()
                 log.warning("publishing %d events failed, will retry: %s", len(batch), exc)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -279,6 +300,31 @@ class Publisher:
                         item.done.set()
                 self.stats.published += len(batch)
                 self._cond.notify_all()
+            if self.stats.unreported:
+                self._report()
+
+    def _report(self) -> None:
+        """Add the drops and failed calls since the last report to the metrics hash."""
+        stats = self.stats
+        dropped, errors = stats.dropped, stats.redis_errors
+        k = self.keys.metrics
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(k, "events_dropped", dropped - stats.dropped_reported)
+        pipe.hincrby(k, "publish_errors", errors - stats.errors_reported)
+        if errors > stats.errors_reported:
+            pipe.hset(
+                k,
+                mapping={
+                    "publish_last_error": stats.last_error[:300],
+                    "publish_last_error_at": repr(stats.last_error_at),
+                },
+            )
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:  # away again: the next batch reports them
+            log.warning("could not report %d dropped events: %s", dropped, exc)
+            return
+        stats.dropped_reported, stats.errors_reported = dropped, errors
 
     def _publish(self, batch: list[_Pending]) -> list[int]:
         k = self.keys

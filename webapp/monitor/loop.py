@@ -7,12 +7,10 @@ web processes agree and none is special.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 
 from webapp.loops import Loop
-from webapp.monitor import dashboard, worker_status
+from webapp.monitor import dashboard, web_counters, worker_status
 from webapp.monitor.latency import LatencyHistogram
 from webapp.services import Services, text
 
@@ -26,7 +24,7 @@ class MonitorLoop(Loop):
         super().__init__("monitor", every=every, backoff=every, backoff_cap=2.0, wait_first=True)
         self.svc = svc
         self.latency = LatencyHistogram()
-        self.process_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.process_id = web_counters.process_id()
         self._expire = svc.redis.register_script(worker_status.EXPIRE_LUA)
         self._next_report = 0.0
 
@@ -37,6 +35,7 @@ class MonitorLoop(Loop):
         if now >= self._next_report:
             self._next_report = now + WS_REPORT_EVERY
             self.report_ws_clients()
+            web_counters.report(self.svc, self.process_id)
         dashboard.take_sample(self.svc)  # once per time slot, by whoever is first
         return None
 
