@@ -1,6 +1,7 @@
-"""Redis faults: restarted, unreachable for 10 s, its data lost; the web's pub/sub killed.
+"""Redis faults: restarted, unreachable for 10 s, its data lost, events dropped meanwhile;
+the web's pub/sub killed.
 
-The first three hit Redis itself, so they run on a platform of their own: an
+The first four hit Redis itself, so they run on a platform of their own: an
 embedded Valkey (append-only) that this module stops, pauses and wipes, its
 own SQL database, worker and web server, whatever REDIS_URL says. The pub/sub
 kill needs no such thing and uses the session's platform.
@@ -16,6 +17,8 @@ from typing import Any
 import psutil
 import pytest
 import redis
+import requests
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -278,6 +281,76 @@ def test_resuming_while_redis_is_down_gets_reset_and_the_connection_stays(
         ws.close()
     # then it is told to reload (reset), and its connection is still served
     assert answer["type"] == "reset" and pong
+
+
+# -- events a publisher had to drop while Redis was away -------------------------------------
+def metric(url: str, name: str) -> float | None:
+    """A sample's value on /metrics (None: not there, or the web cannot answer now)."""
+    try:
+        r = http.get(f"{url}/metrics", timeout=5)
+    except requests.RequestException:
+        return None
+    if r.status_code != 200:
+        return None
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return None
+
+
+def submit_to(url: str, queue: str, agent: str, **input: Any) -> str:
+    """Submit once the web knows the queue (from its worker's first heartbeat)."""
+    body = {"agent": agent, "input": input, "queue": queue}
+    answer: dict[str, Any] = {}
+
+    def accepted() -> bool:
+        r = http.post(f"{url}/api/jobs", json=body, timeout=10)
+        assert r.status_code in (202, 422), r.text
+        answer.update(r.json())
+        return r.status_code == 202
+
+    assert wait_until(accepted, 20, interval=0.2), answer
+    return str(answer["id"])
+
+
+def test_events_dropped_while_redis_is_away_are_counted_on_metrics(
+    stack: Any, ctl: RedisControl, own: Platform
+) -> None:
+    _, web = stack
+    # given a worker whose publisher buffers at most 20 events, on a queue of its own
+    small = WorkerService(
+        own,
+        name="small-buffer-worker",
+        queues=("small-buffer",),
+        extra_env={"AGENTDECK_PUBLISH_BUFFER": "20"},
+    )
+    small.start()
+    r = ctl.client()
+    try:
+        dropped = metric(web.url, "agentdeck_events_dropped_total")
+        errors = metric(web.url, "agentdeck_publish_errors_total")
+        assert dropped is not None and errors is not None
+        # and a job streaming fast on it
+        job_id = submit_to(web.url, "small-buffer", "chatty", count=1500, delay=0.005)
+        assert wait_until(lambda: head_of(r, KEYS, job_id)[0] >= 10, 30)
+        # when Redis stops while the job streams, until the worker's buffer has filled
+        ctl.server.stop()
+        try:
+            small.proc.wait_for_line("publish buffer full", 30)
+        finally:
+            ctl.server.start()
+        # then, once Redis is back, /metrics counts the dropped events and failed calls
+        assert wait_until(
+            lambda: (metric(web.url, "agentdeck_events_dropped_total") or 0) > dropped, 30
+        )
+        assert (metric(web.url, "agentdeck_publish_errors_total") or 0) > errors
+        assert metric(web.url, "agentdeck_publish_last_error_timestamp_seconds") is not None
+        # and the job still ends: its lifecycle events were kept
+        assert wait_for_state(ctl, job_id, 90) == "SUCCESS"
+    finally:
+        r.close()
+        small.stop()
 
 
 # -- 4. the web process's pub/sub connection killed ----------------------------------------------

@@ -11,17 +11,19 @@ from webapp.auth import init_auth
 from webapp.errors import register_error_handlers
 from webapp.monitor import init_monitor
 from webapp.services import Services
+from workers.hooks import Hooks
 from workers.models import make_engine, make_sessionmaker
 from workers.settings import Settings, get_settings
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
-    """The app; `background=False` leaves the hub's and recorder's threads unstarted."""
+    """The app; `background=False` leaves its loops unstarted (`stop_background` stops them)."""
     from webapp.auth.sockets import SocketWarden
     from webapp.hub import Hub
     from webapp.janitor import Janitor
-    from webapp.lost_workers import check_lost_workers, check_vanished_workers
-    from webapp.recorder import Recorder
+    from webapp.lost_workers import LostWorkers
+    from webapp.monitor.latency import DeliveryLatency
+    from webapp.recorder import Recorder, WakeRecorder
     from workers.celery_app import app as celery_app  # also connects before_task_publish
     from workers.runtime import load_agents
 
@@ -37,9 +39,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     )
     engine = make_engine(settings.sql_url)
     sessions = make_sessionmaker(engine)
-    hub = Hub(settings, client, sessions)
+    hooks = Hooks()
+    hub = Hub(settings, client, sessions, hooks)
     recorder = Recorder(settings, client, sessions)
-    hub.on_event = recorder.wake
     app.extensions["agentdeck"] = svc = Services(
         settings=settings,
         redis=client,
@@ -48,21 +50,27 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         celery=celery_app,
         hub=hub,
         recorder=recorder,
+        hooks=hooks,
     )
 
     svc.accounts = init_auth(app, settings, sessions)
-    svc.janitor = Janitor(svc)
-    svc.janitor.checks.append(lambda: check_lost_workers(svc))
-    svc.janitor.scans.append(lambda: check_vanished_workers(svc))
+    svc.janitor = Janitor(svc, hooks)
     register_error_handlers(app)
     _register_blueprints(app)
-    init_monitor(app, background=background)  # Flower-style monitoring (webapp/monitor/)
+    monitor = init_monitor(app)  # Flower-style monitoring (webapp/monitor/)
+    # Every hook of the app (hub: on_envelope; janitor: every_tick, every_scan).
+    hooks.add(WakeRecorder(recorder), DeliveryLatency(monitor.latency), LostWorkers(svc))
+    # Every background thread of the app.
+    svc.loops.add(hub, recorder, svc.janitor, monitor, SocketWarden(hub, svc.accounts))
     if background:
-        SocketWarden(hub, svc.accounts).start()
-        hub.start()
-        recorder.start()
-        svc.janitor.start()
+        svc.loops.start()
     return app
+
+
+def stop_background(app: Flask, timeout: float = 5.0) -> list[str]:
+    """Stop the app's loops (tests); the names of those still running after `timeout`."""
+    svc: Services = app.extensions["agentdeck"]
+    return svc.loops.stop(timeout)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 from webapp.auth.roles import Principal
-from webapp.replay import Item
+from webapp.subscription import JobSubscription
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_TOO_SLOW = 4001
@@ -21,12 +20,6 @@ def events_frame(topic: str, raws: list[str]) -> str:
     return '{"type":"events","topic":"' + topic + '","events":[' + ",".join(raws) + "]}"
 
 
-@dataclass
-class JobSub:
-    last: int  # the highest seq this client has been sent
-    pending: list[Item] | None = field(default_factory=list)  # None: live, else buffering
-
-
 class Client:
     """Frames wait here for the client's sender; past `limit` bytes the client is cut off."""
 
@@ -34,8 +27,8 @@ class Client:
         self.limit = limit_bytes
         self.principal = principal  # None until the `auth` op succeeds
         self.opened_at = time.monotonic()
-        self.lock = threading.Lock()  # guards subs
-        self.subs: dict[str, JobSub] = {}
+        self.lock = threading.Lock()  # guards changes to subs (the listener reads it freely)
+        self.subs: dict[str, JobSubscription] = {}
         self.topics: set[str] = set()
         # Queued frames: plain text, or (topic, [envelope, ...]) merged at send time.
         self._queue: deque[str | tuple[str, list[str]]] = deque()
@@ -113,19 +106,22 @@ class Client:
     def queued_bytes(self) -> int:
         return self._bytes
 
-    # -- per job delivery (called with self.lock held) ---------------------------
-    def deliver_locked(self, topic: str, sub: JobSub, items: list[Item]) -> bool:
-        """Send the items that continue `sub.last`; False if a gap shows up."""
-        out: list[str] = []
-        ok = True
-        for seq, raw in items:
-            if seq <= sub.last:
-                continue  # already sent: never twice
-            if seq != sub.last + 1:
-                ok = False
-                break
-            out.append(raw)
-            sub.last = seq
-        if out:
-            self.put_events(topic, out)
-        return ok
+    # -- job subscriptions -----------------------------------------------------------
+    def add_sub(self, sub: JobSubscription) -> None:
+        """Subscribe; a subscription to the same topic before is closed (its replay, if
+        one is under way, then sends nothing)."""
+        with self.lock:
+            old = self.subs.get(sub.topic)
+            self.subs[sub.topic] = sub
+        if old is not None:
+            old.close()
+
+    def drop_sub(self, topic: str, sub: JobSubscription | None = None) -> bool:
+        """Unsubscribe from `topic` (only if its subscription is still `sub`, when given)."""
+        with self.lock:
+            current = self.subs.get(topic)
+            if current is None or (sub is not None and current is not sub):
+                return False
+            del self.subs[topic]
+        current.close()
+        return True

@@ -1,10 +1,12 @@
 """The hub: one Redis subscription per web process, fanned out to every client.
 
-A job subscription is first *buffering*: live events for it are held while
-the replay (log or SQL) is read, then both are merged by seq, so a client
-gets every event exactly once and in order, even those published during the
-replay. A gap in the live stream (a lost pub/sub message, a reconnect) sends
-the subscription back to buffering and fills the gap the same way.
+The hub routes: each job event goes to the `JobSubscription`s of the clients
+subscribed to its job (`subscription.py` owns buffering, replay merging and
+gaps), lifecycle events to the `jobs` topic, presence to `workers`. It starts
+the replays a subscription asks for, on a thread of their own, and calls the
+app's `on_envelope` hooks for every event. Its listener is a `Loop`: a lost
+pub/sub connection is counted, backed off and resubscribed, and then every
+subscription replays what it may have missed meanwhile.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
 import redis
 from sqlalchemy.orm import sessionmaker
 
-from webapp.clients import Client, JobSub
+from webapp.clients import Client
+from webapp.loops import Loop
 from webapp.owners import JobOwners
-from webapp.replay import events_since
+from webapp.replay import Replay, events_since
 from webapp.services import text
+from webapp.subscription import JobSubscription
+from workers.hooks import Hooks
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.hub")
@@ -32,12 +36,20 @@ WORKERS_TOPIC = "workers"
 JOB_TOPIC_PREFIX = "job:"
 
 
-class Hub:
-    def __init__(self, settings: Settings, client: redis.Redis, sessions: sessionmaker) -> None:
+class Hub(Loop):
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        sessions: sessionmaker,
+        hooks: Hooks | None = None,
+    ) -> None:
+        super().__init__("hub", every=0, backoff=0.1, backoff_cap=2.0)
         self.settings = settings
         self.keys = settings.keys
         self.redis = client
         self.sessions = sessions
+        self.hooks = hooks or Hooks()
         self.owners = JobOwners(sessions)
         self.lock = threading.Lock()
         self.clients: set[Client] = set()
@@ -45,27 +57,18 @@ class Hub:
         self.by_topic: dict[str, set[Client]] = {JOBS_TOPIC: set(), WORKERS_TOPIC: set()}
         self.connected = False
         self.instance_id = uuid.uuid4().hex  # names this web process in Redis leases
-        self.on_event: Callable[[str], None] | None = None
-        self.on_raw: Callable[[str], None] | None = None  # every envelope (latency metric)
-        self.delivered = 0
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._pubsub: redis.client.PubSub | None = None
+        self.delivered = 0  # job events handed to a client's subscription, live
+        self._subscribed_before = False
 
     # -- lifecycle ------------------------------------------------------------
-    def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self._listen_forever, name="agentdeck-hub", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Say "going away" to every client so they reconnect elsewhere at once."""
-        self._stopping = True
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop listening; say "going away" to every client so they reconnect elsewhere."""
+        super().stop()  # the listener notices within a second
         with self.lock:
             clients = list(self.clients)
         for c in clients:
             c.close(1001, "server going away")
+        return super().stop(timeout)
 
     def register(self, client: Client) -> None:
         with self.lock:
@@ -95,7 +98,7 @@ class Hub:
         if epoch is not None and since > 0:
             try:
                 current = self.epoch()
-            except redis.RedisError as exc:  # Redis away: nothing to replay from, as in _resync
+            except redis.RedisError as exc:  # Redis away: nothing to replay from, as in _replay
                 log.warning("epoch of %s unknown: %s", job, exc)
                 client.put(json.dumps({"type": "reset", "topic": topic}))
                 return
@@ -103,11 +106,11 @@ class Hub:
                 # Redis lost its data since the client counted: its seq means nothing now.
                 client.put(json.dumps({"type": "reset", "topic": topic, "reason": "epoch"}))
                 return
-        with client.lock:
-            client.subs[topic] = JobSub(last=since)
+        sub = JobSubscription(topic, since, client)  # buffering until its replay is in
+        client.add_sub(sub)
         with self.lock:
             self.by_job.setdefault(job, set()).add(client)
-        self._resync(client, job, announce=True)
+        self._replay(client, job, sub, announce=True)
 
     def unsubscribe(self, client: Client, topic: str) -> None:
         if topic.startswith(JOB_TOPIC_PREFIX):
@@ -118,57 +121,48 @@ class Hub:
                 self.by_topic.get(topic, set()).discard(client)
             client.topics.discard(topic)
 
-    def _drop_job_locked(self, client: Client, job: str) -> None:
-        with client.lock:
-            client.subs.pop(JOB_TOPIC_PREFIX + job, None)
+    def _drop_job_locked(
+        self, client: Client, job: str, sub: JobSubscription | None = None
+    ) -> None:
+        """Unsubscribe `client` from `job` (only from `sub`, when given: not a newer one)."""
+        topic = JOB_TOPIC_PREFIX + job
+        client.drop_sub(topic, sub)
+        if topic in client.subs:
+            return  # subscribed anew meanwhile
         subs = self.by_job.get(job)
         if subs is not None:
             subs.discard(client)
             if not subs:
                 del self.by_job[job]
 
-    def _resync(self, client: Client, job: str, announce: bool = False) -> None:
-        """Read what the client lacks, then merge it with what was buffered meanwhile."""
-        topic = JOB_TOPIC_PREFIX + job
-        with client.lock:
-            sub = client.subs.get(topic)
-            if sub is None:
-                return
-            if sub.pending is None:
-                sub.pending = []
-            since = sub.last
+    def _replay(
+        self, client: Client, job: str, sub: JobSubscription, announce: bool = False
+    ) -> None:
+        """Read what the subscription lacks and hand it over; a reset if nothing can fill
+        the gap (Redis or SQL away, the history gone)."""
+        since = sub.begin_replay()
+        if since is None:
+            return  # unsubscribed meanwhile
+        replay: Replay | None
         try:
             replay = events_since(self.redis, self.sessions, self.keys, job, since)
         except Exception as exc:  # Redis or SQL away: the client must reload later
             log.warning("replay of %s failed: %s", job, exc)
             replay = None
-        epoch = self._epoch_or_empty() if announce else ""  # no I/O under the client's lock
-        with client.lock:
-            sub = client.subs.get(topic)
-            if sub is None:
-                return
-            reset = replay is None or not replay.complete
-            if not reset and replay is not None:
-                if announce:
-                    client.put(
-                        json.dumps(
-                            {
-                                "type": "subscribed",
-                                "topic": topic,
-                                "head": replay.head,
-                                "epoch": epoch,
-                            }
-                        )
-                    )
-                pending = sorted(sub.pending or [])
-                sub.pending = None
-                client.deliver_locked(topic, sub, replay.items)
-                if not client.deliver_locked(topic, sub, pending):
-                    sub.pending = []  # still a hole: go round again
-                    self._spawn_resync(client, job)
-        if reset:
-            self.unsubscribe(client, topic)
-            client.put(json.dumps({"type": "reset", "topic": topic}))
+        if replay is None or not replay.complete:
+            if sub.close():  # still subscribed until now: it must reload
+                with self.lock:
+                    self._drop_job_locked(client, job, sub)
+                client.put(json.dumps({"type": "reset", "topic": sub.topic}))
+            return
+        frame = None
+        if announce:
+            epoch = self._epoch_or_empty()
+            frame = json.dumps(
+                {"type": "subscribed", "topic": sub.topic, "head": replay.head, "epoch": epoch}
+            )
+        if sub.finish_replay(replay.items, frame):
+            self._spawn_replay(client, job, sub)  # still a hole: go round again
 
     def _epoch_or_empty(self) -> str:
         try:
@@ -176,38 +170,39 @@ class Hub:
         except Exception:
             return ""
 
-    def _spawn_resync(self, client: Client, job: str) -> None:
-        threading.Thread(target=self._resync, args=(client, job), daemon=True).start()
+    def _spawn_replay(self, client: Client, job: str, sub: JobSubscription) -> None:
+        threading.Thread(target=self._replay, args=(client, job, sub), daemon=True).start()
 
     # -- the one subscription ---------------------------------------------------
-    def _listen_forever(self) -> None:
-        backoff = 0.1
-        first = True
-        while not self._stopping:
+    def tick(self) -> float | None:
+        """Subscribe and listen until the connection fails (raises) or the hub stops."""
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.keys.events_channel, self.keys.workers_channel)
+            self.connected = True
+            self.healthy()
+            if self._subscribed_before:
+                self._replay_all()  # events published while we were away
+            self._subscribed_before = True
+            while not self.stopping:
+                msg = pubsub.get_message(timeout=1.0)
+                if msg is not None:
+                    self._dispatch(msg["channel"], msg["data"])
+        finally:
+            self.connected = False
             try:
-                pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-                pubsub.subscribe(self.keys.events_channel, self.keys.workers_channel)
-                self._pubsub = pubsub
-                self.connected = True
-                backoff = 0.1
-                if not first:
-                    self._resync_all()  # events published while we were away
-                first = False
-                while not self._stopping:
-                    msg = pubsub.get_message(timeout=1.0)
-                    if msg is not None:
-                        self._dispatch(msg["channel"], msg["data"])
-            except Exception as exc:
-                self.connected = False
-                log.warning("pub/sub connection lost (%s); resubscribing in %.1fs", exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                pubsub.close()
+            except Exception as exc:  # a dead connection: nothing to close cleanly
+                log.debug("closing the lost pub/sub connection: %r", exc)
+        return None
 
-    def _resync_all(self) -> None:
+    def _replay_all(self) -> None:
         with self.lock:
             pairs = [(c, job) for job, cs in self.by_job.items() for c in cs]
         for client, job in pairs:
-            self._spawn_resync(client, job)
+            sub = client.subs.get(JOB_TOPIC_PREFIX + job)
+            if sub is not None:
+                self._spawn_replay(client, job, sub)
 
     def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
         raw = data.decode() if isinstance(data, bytes) else data
@@ -235,21 +230,11 @@ class Hub:
         with self.lock:
             clients = list(self.by_job.get(job, ()))
         for client in clients:
-            with client.lock:
-                sub = client.subs.get(topic)
-                if sub is None:
-                    continue
-                if sub.pending is not None:
-                    sub.pending.append((seq, raw))
-                    continue
-                if not client.deliver_locked(topic, sub, [(seq, raw)]):
-                    sub.pending = [(seq, raw)]
-                    self._spawn_resync(client, job)
+            sub = client.subs.get(topic)
+            if sub is not None and sub.offer_live(seq, raw):
+                self._spawn_replay(client, job, sub)  # a gap: fill it from the log
         self.delivered += len(clients)
-        if self.on_event is not None:
-            self.on_event(job)
-        if self.on_raw is not None:
-            self.on_raw(raw)
+        self.hooks.on_envelope(raw, job)
         return job if type_.startswith("job.") else None
 
     def _fanout_jobs(self, events: list[tuple[str, str]]) -> None:

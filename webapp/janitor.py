@@ -6,20 +6,23 @@ backend how they ended. A job the backend says is over gets its final event,
 marked `reconciled`, so the live state, SQL and browsers converge even when
 the worker's own event was lost (for instance with Redis restarted before
 the worker could publish it).
+
+The janitor's tick and scan are also hook points (`every_tick`, `every_scan`):
+the lost-worker checks plug in there, run by the lease holder only.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable
 
 from celery.result import AsyncResult
 from sqlalchemy import select
 
+from webapp.loops import Loop
 from webapp.services import Services, text
 from workers.events import FINAL_STATES, EventType, JobState
+from workers.hooks import Hooks
 from workers.models import Job
 from workers.publisher import get_publisher
 from workers.replay_log import head_of
@@ -38,39 +41,26 @@ FINAL_EVENT = {
 }
 
 
-class Janitor:
-    def __init__(self, svc: Services) -> None:
+class Janitor(Loop):
+    def __init__(self, svc: Services, hooks: Hooks | None = None) -> None:
+        # Backoff capped below the lease's life: a janitor that fails (Redis away) for a
+        # while lets another process take over.
+        super().__init__("janitor", every=TICK, backoff=TICK, backoff_cap=4 * TICK, wait_first=True)
         self.svc = svc
         self.keys = svc.settings.keys
-        self._stopping = False
-        self.reconciled = 0
-        # Extra periodic checks plug in here: `checks` run every tick (lost workers),
-        # `scans` with the stuck-job scan.
-        self.checks: list[Callable[[], object]] = []
-        self.scans: list[Callable[[], object]] = []
+        self.hooks = hooks or Hooks()
+        self.reconciled = 0  # jobs this process ended from the result backend
+        self._next_scan = time.monotonic() + SCAN_EVERY
 
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="agentdeck-janitor", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopping = True
-
-    def _run(self) -> None:
-        next_scan = time.monotonic() + SCAN_EVERY
-        while not self._stopping:
-            time.sleep(TICK)
-            try:
-                if not self._lease():
-                    continue
-                for check in self.checks:
-                    check()
-                if time.monotonic() >= next_scan:
-                    next_scan = time.monotonic() + SCAN_EVERY
-                    self.reconcile_stuck()
-                    for scan in self.scans:
-                        scan()
-            except Exception as exc:
-                log.warning("janitor pass failed: %s", exc)
+    def tick(self) -> float | None:
+        if not self._lease():
+            return None
+        self.hooks.every_tick()
+        if time.monotonic() >= self._next_scan:
+            self._next_scan = time.monotonic() + SCAN_EVERY
+            self.reconcile_stuck()
+            self.hooks.every_scan()
+        return None
 
     def _lease(self) -> bool:
         """One janitor at a time across web processes (the lease outlives a tick)."""

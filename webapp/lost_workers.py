@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from webapp.services import Services, text
 from workers.events import EventType, JobState
+from workers.hooks import Hook
 from workers.models import Job
 from workers.publisher import get_publisher
 from workers.runtime import REGISTRY
@@ -33,6 +34,19 @@ OPEN_ON_A_WORKER = (
 )
 DEFAULT_CAP = 3
 VANISHED_AFTER = 30.0  # seconds a job on a worker with no heartbeat record stays quiet
+
+
+class LostWorkers(Hook):
+    """The janitor's ticks look for dead workers; its scans for jobs on vanished ones."""
+
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+
+    def every_tick(self) -> None:
+        check_lost_workers(self.svc)
+
+    def every_scan(self) -> None:
+        check_vanished_workers(self.svc)
 
 
 def check_lost_workers(svc: Services) -> int:

@@ -13,7 +13,6 @@ are stored as U+FFFD; a job that still fails to record is quarantined (see
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import replace
 
@@ -25,9 +24,11 @@ from sqlalchemy.orm import sessionmaker
 
 from webapp import quarantine
 from webapp.history import apply_event, insert_events_ignoring_duplicates, new_job_row
+from webapp.loops import Loop
 from webapp.services import text
 from webapp.strict_json import may_need_scrub, scrub
 from workers.events import EnvelopeError, decode
+from workers.hooks import Hook
 from workers.models import Job
 from workers.replay_log import read_log
 from workers.settings import Settings
@@ -42,50 +43,27 @@ return 0
 """
 
 BATCH_JOBS = 200
+IDLE_WAIT = 0.5  # seconds between passes when no event wakes the recorder
 MIN_PASS_INTERVAL = 0.05
 
 
-class Recorder:
+class Recorder(Loop):
     def __init__(self, settings: Settings, client: redis.Redis, sessions: sessionmaker) -> None:
+        super().__init__("recorder", every=IDLE_WAIT, backoff=0.2, backoff_cap=5.0)
         self.keys = settings.keys
         self.redis = client
         self.sessions = sessions
         self._clear = client.register_script(CLEAR_IF_UNCHANGED)
-        self._wake = threading.Event()
-        self._stopping = False
-        self.recorded = 0
-        self.errors = 0
+        self.recorded = 0  # events this process stored in SQL
         self.quarantined = 0
         self._failures: dict[bytes, int] = {}  # dirty-set member -> failed attempts
 
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="agentdeck-recorder", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-
-    def wake(self, job: str | None = None) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        backoff = 0.2
-        while not self._stopping:
-            try:
-                n = self.drain_once()
-                backoff = 0.2
-            except Exception as exc:
-                self.errors += 1
-                log.warning("recorder pass failed (%s); retrying in %.1fs", exc, backoff)
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if n < BATCH_JOBS:
-                self._wake.wait(0.5)
-                self._wake.clear()
-            # A burst of events wakes us per event: pausing turns it into a few
-            # larger transactions, and leaves the loop to the live fan-out.
-            time.sleep(MIN_PASS_INTERVAL)
+    def tick(self) -> float | None:
+        # A burst of events wakes us per event: pausing turns it into a few larger
+        # transactions, and leaves the CPU to the live fan-out.
+        time.sleep(MIN_PASS_INTERVAL)
+        n = self.drain_once()
+        return None if n < BATCH_JOBS else 0  # a full batch: more are waiting
 
     def drain_once(self) -> int:
         """Record the jobs marked dirty; returns how many were looked at."""
@@ -181,3 +159,13 @@ class Recorder:
 def job_exists(sessions: sessionmaker, job_id: str) -> bool:
     with sessions() as s:
         return s.scalar(select(Job.id).where(Job.id == job_id)) is not None
+
+
+class WakeRecorder(Hook):
+    """Each job event this web process sees wakes its recorder: SQL follows at once."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def on_envelope(self, raw: str, job: str) -> None:
+        self.recorder.wake()

@@ -1,8 +1,9 @@
-"""What the web app's blueprints share: settings, Redis, SQL, the hub, the recorder."""
+"""What the web app's blueprints share: settings, Redis, SQL, the hub, the recorder, the
+app's hooks and background loops."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import redis
@@ -11,6 +12,8 @@ from flask import current_app
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import sessionmaker
 
+from webapp.loops import Loops
+from workers.hooks import Hooks
 from workers.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,6 +34,8 @@ class Services:
     recorder: Recorder
     janitor: Janitor | None = None
     accounts: AccountStore | None = None
+    hooks: Hooks = field(default_factory=Hooks)  # the app's hooks (hub, janitor)
+    loops: Loops = field(default_factory=Loops)  # the app's background threads
 
 
 def text(value: object) -> str:

@@ -92,7 +92,8 @@ class Keys:
 
     @property
     def metrics(self) -> str:
-        """Hash: counters shared by all processes (events published, ...)."""
+        """Hash: counters shared by all processes (events published and dropped, failed
+        publish calls and the last one's error, ...)."""
         return f"{self.prefix}metrics"
 
     # --- monitoring (workers/worker_stats.py, webapp/monitor/) ---------------
@@ -115,6 +116,11 @@ class Keys:
     def ws_clients(self) -> str:
         """Hash: web process -> "count time": WebSocket clients it holds, for /metrics."""
         return f"{self.prefix}metrics:ws"
+
+    @property
+    def web_counters(self) -> str:
+        """Hash: web process -> JSON of its in-memory counters and when it wrote them."""
+        return f"{self.prefix}metrics:web"
 
     @property
     def dashboard_samples(self) -> str:

@@ -8,7 +8,10 @@ each event its job's next seq and state, appends it to the job's replay log,
 marks the job for the recorder and PUBLISHes the batch, atomically.
 
 Keeping Redis off the caller's path is what keeps the cost to a Celery
-worker low, and the buffer is what carries events across a Redis outage.
+worker low, and the buffer is what carries events across a Redis outage. A
+buffer that fills (Redis away for long) sheds all but lifecycle events; what
+was shed and the failed calls are added to the shared `metrics` hash once
+Redis answers again, so /metrics shows them whichever process they were in.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,7 @@ import orjson
 import redis
 
 from workers.events import STATE_AFTER, EventType, now
+from workers.hooks import HOOKS, Hooks
 from workers.publish_script import PUBLISH_LUA, RS, SEP, ScriptConnection
 from workers.settings import Settings, get_settings
 
@@ -47,9 +50,6 @@ BATCH_FULL = 64
 LOAD_JOBS_PER_S = 50.0
 RATE_WINDOW = 0.1
 SEEN_MAX = 10_000  # jobs whose last seq and state this process remembers
-# Work each publisher's thread does before each batch, for whoever hands work off
-# the task's own thread (the worker's per-task counters: see `monitor`).
-CHORES: list[Callable[[], None]] = []
 
 
 @dataclass(slots=True)
@@ -70,6 +70,14 @@ class PublisherStats:
     dropped: int = 0
     redis_errors: int = 0
     last_error: str = ""
+    last_error_at: float = 0.0
+    # How many of `dropped` and `redis_errors` the metrics hash holds already.
+    dropped_reported: int = 0
+    errors_reported: int = 0
+
+    @property
+    def unreported(self) -> bool:
+        return self.dropped > self.dropped_reported or self.redis_errors > self.errors_reported
 
 
 # orjson: the standard encoder builds its C encoder anew for every call, which
@@ -113,8 +121,11 @@ def _pack(job: str, type_: str, ts: float, state: str, data: dict[str, Any]) -> 
 
 
 class Publisher:
-    def __init__(self, settings: Settings, client: redis.Redis | None = None) -> None:
+    def __init__(
+        self, settings: Settings, client: redis.Redis | None = None, hooks: Hooks | None = None
+    ) -> None:
         self.settings = settings
+        self.hooks = HOOKS if hooks is None else hooks  # before_publish_batch, per batch
         self.keys = settings.keys
         self.redis = client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
@@ -163,7 +174,7 @@ class Publisher:
         if len(buffer) >= self.settings.publish_buffer_max and not is_lifecycle:
             # Redis has been away long enough to fill the buffer: keep the
             # lifecycle events (state must converge), shed the chatter.
-            self.stats.dropped += 1
+            self._drop()
             return 0
         item = _Pending(
             job,
@@ -198,6 +209,15 @@ class Publisher:
         if self._idle or len(buffer) == BATCH_FULL:
             with self._cond:
                 self._cond.notify()
+
+    def _drop(self) -> None:
+        stats = self.stats
+        if stats.dropped == stats.dropped_reported:  # the first since the last report
+            log.warning(
+                "publish buffer full (%d events, Redis away?): dropping all but lifecycle events",
+                len(self._buffer),
+            )
+        stats.dropped += 1
 
     def remember(self, job: str, last_seq: int, state: str) -> None:
         """Seed what this process knows of a job it has not published for (from SQL), so
@@ -253,16 +273,13 @@ class Publisher:
         while True:
             batch = self._next_batch(last, jobs_rate > LOAD_JOBS_PER_S)
             last = time.monotonic()
-            for chore in CHORES:
-                try:
-                    chore()
-                except Exception:
-                    log.exception("publisher chore %r failed", chore)
+            self.hooks.before_publish_batch()
             try:
                 seqs = self._publish(batch)
             except redis.RedisError as exc:
                 self.stats.redis_errors += 1
                 self.stats.last_error = repr(exc)
+                self.stats.last_error_at = time.time()
                 log.warning("publishing %d events failed, will retry: %s", len(batch), exc)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 1.0)
@@ -283,6 +300,31 @@ class Publisher:
                         item.done.set()
                 self.stats.published += len(batch)
                 self._cond.notify_all()
+            if self.stats.unreported:
+                self._report()
+
+    def _report(self) -> None:
+        """Add the drops and failed calls since the last report to the metrics hash."""
+        stats = self.stats
+        dropped, errors = stats.dropped, stats.redis_errors
+        k = self.keys.metrics
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(k, "events_dropped", dropped - stats.dropped_reported)
+        pipe.hincrby(k, "publish_errors", errors - stats.errors_reported)
+        if errors > stats.errors_reported:
+            pipe.hset(
+                k,
+                mapping={
+                    "publish_last_error": stats.last_error[:300],
+                    "publish_last_error_at": repr(stats.last_error_at),
+                },
+            )
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:  # away again: the next batch reports them
+            log.warning("could not report %d dropped events: %s", dropped, exc)
+            return
+        stats.dropped_reported, stats.errors_reported = dropped, errors
 
     def _publish(self, batch: list[_Pending]) -> list[int]:
         k = self.keys

@@ -20,7 +20,7 @@ from typing import Any
 
 from celery import signals
 
-from workers.publisher import CHORES
+from workers.hooks import HOOKS, Hook
 from workers.shared_counters import SharedCounters
 
 log = logging.getLogger("agentdeck.monitor")
@@ -107,9 +107,21 @@ class WorkerStats:
             self._prefetch_seen[name] = (total, n)
 
 
+class ApplyNotes(Hook):
+    """The publisher's thread adds the runs noted by the tasks' threads, per batch."""
+
+    def __init__(self, stats: WorkerStats) -> None:
+        self.stats = stats
+
+    def before_publish_batch(self) -> None:
+        self.stats.apply_notes()
+
+
 STATS = WorkerStats()
 os.register_at_fork(after_in_child=STATS.forget_slot)
-CHORES.append(STATS.apply_notes)
+# Registered with the counters it drains, as the signal receivers are connected with
+# them: notes must never pile up where nothing applies them.
+HOOKS.add(ApplyNotes(STATS))
 
 
 @signals.worker_init.connect

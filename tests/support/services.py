@@ -76,6 +76,7 @@ class WorkerService(Service):
         concurrency: int = 2,
         name: str = "worker",
         queues: tuple[str, ...] = (),
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.hostname = f"test-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
         argv = worker_argv(concurrency=concurrency, hostname=self.hostname, queues=queues)
@@ -83,7 +84,7 @@ class WorkerService(Service):
             ManagedProcess(
                 name,
                 argv,
-                env=platform.env(),
+                env=platform.env(**(extra_env or {})),
                 cwd=REPO_ROOT,
                 log_path=platform.output_dir / f"{name}.log",
             )

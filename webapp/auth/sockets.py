@@ -8,38 +8,29 @@ closes their sockets within `EVERY` plus the store's cache time.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 
 from webapp.auth.store import AccountStore
 from webapp.clients import CLOSE_UNAUTHORIZED, Client
 from webapp.hub import Hub
-
-log = logging.getLogger("agentdeck.auth")
+from webapp.loops import Loop
 
 EVERY = 2.0
 AUTH_WITHIN = 10.0  # seconds a socket may stay open without authenticating
 
 
-class SocketWarden:
+class SocketWarden(Loop):
     def __init__(self, hub: Hub, store: AccountStore) -> None:
+        # A failed sweep (SQL away) is tried again soon: revoked credentials wait meanwhile.
+        super().__init__(
+            "socket-warden", every=EVERY, backoff=EVERY, backoff_cap=2 * EVERY, wait_first=True
+        )
         self.hub = hub
         self.store = store
-        self._stop = threading.Event()
 
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="agentdeck-socket-warden", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        while not self._stop.wait(EVERY):
-            try:
-                self.sweep()
-            except Exception as exc:  # SQL away: try again next time
-                log.warning("checking the sockets' credentials failed: %s", exc)
+    def tick(self) -> float | None:
+        self.sweep()
+        return None
 
     def sweep(self) -> int:
         """Close what must close now; returns how many sockets were closed."""

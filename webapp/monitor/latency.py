@@ -1,6 +1,7 @@
 """Event delivery latency: event created (its `ts`) -> fanned out by this web process.
 
-The hub hands each envelope's raw text to `observe`; counts gather in memory
+`DeliveryLatency`, a hook, hands each envelope the hub fans out to `observe`
+(its raw text); counts gather in memory
 and `flush` adds them to a Redis hash (HINCRBY, one round trip a second), so
 /metrics served by any web process shows every process's deliveries.
 """
@@ -12,6 +13,8 @@ import threading
 import time
 
 import redis
+
+from workers.hooks import Hook
 
 # Seconds; +Inf implied.
 LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
@@ -68,3 +71,11 @@ class LatencyHistogram:
                 for i, c in enumerate(counts):
                     self._counts[i] += c
                 self._sum += total
+
+
+class DeliveryLatency(Hook):
+    def __init__(self, histogram: LatencyHistogram) -> None:
+        self.histogram = histogram
+
+    def on_envelope(self, raw: str, job: str) -> None:
+        self.histogram.observe(raw)

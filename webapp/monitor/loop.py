@@ -7,52 +7,37 @@ web processes agree and none is special.
 
 from __future__ import annotations
 
-import logging
-import os
-import socket
-import threading
 import time
 
-from webapp.monitor import dashboard, worker_status
+from webapp.loops import Loop
+from webapp.monitor import dashboard, web_counters, worker_status
 from webapp.monitor.latency import LatencyHistogram
 from webapp.services import Services, text
-
-log = logging.getLogger("agentdeck.monitor")
 
 WS_REPORT_EVERY = 2.0
 WS_STALE_AFTER = 10.0
 
 
-class MonitorLoop:
+class MonitorLoop(Loop):
     def __init__(self, svc: Services) -> None:
+        every = worker_status.CHECK_EVERY
+        super().__init__("monitor", every=every, backoff=every, backoff_cap=2.0, wait_first=True)
         self.svc = svc
         self.latency = LatencyHistogram()
-        self.process_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.process_id = web_counters.process_id()
         self._expire = svc.redis.register_script(worker_status.EXPIRE_LUA)
-        self._stopping = threading.Event()
-        self.errors = 0
+        self._next_report = 0.0
 
-    def start(self) -> None:
-        threading.Thread(target=self._run, name="agentdeck-monitor", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stopping.set()
-
-    def _run(self) -> None:
-        next_report = 0.0
-        while not self._stopping.wait(worker_status.CHECK_EVERY):
-            now = time.monotonic()
-            try:
-                worker_status.expire_silent(self.svc, self._expire)
-                self.latency.flush(self.svc.redis, self.svc.settings.keys.latency)
-                if now >= next_report:
-                    next_report = now + WS_REPORT_EVERY
-                    self.report_ws_clients()
-                dashboard.take_sample(self.svc)  # once per time slot, by whoever is first
-            except Exception as exc:  # Redis away, a bug: log, go on next tick
-                self.errors += 1
-                if self.errors % 20 == 1:
-                    log.warning("monitor tick failed: %r", exc)
+    def tick(self) -> float | None:
+        now = time.monotonic()
+        worker_status.expire_silent(self.svc, self._expire)
+        self.latency.flush(self.svc.redis, self.svc.settings.keys.latency)
+        if now >= self._next_report:
+            self._next_report = now + WS_REPORT_EVERY
+            self.report_ws_clients()
+            web_counters.report(self.svc, self.process_id)
+        dashboard.take_sample(self.svc)  # once per time slot, by whoever is first
+        return None
 
     def report_ws_clients(self) -> None:
         count = len(self.svc.hub.clients)

@@ -3,8 +3,10 @@
 Flower's metric names and labels, from the workers' heartbeats (their
 counters are cumulative per worker process, as Prometheus counters are), plus
 Agentdeck's own: queue depths, WebSocket clients of every web process,
-events published and the event delivery latency histogram. Nothing is kept
-in the web process between scrapes, so any number of web processes agree.
+events published and dropped, failed publish calls, the event delivery
+latency histogram, and each web process's own counters (`agentdeck_web_*`,
+labelled `process`: see `web_counters`). Nothing is kept in the web process
+between scrapes, so any number of web processes agree.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from prometheus_client.core import (
 
 from webapp import quarantine
 from webapp.auth.guard import require_all_jobs
-from webapp.monitor import broker_queues, histo
+from webapp.monitor import broker_queues, histo, web_counters
 from webapp.monitor.latency import LATENCY_BUCKETS
 from webapp.monitor.loop import ws_clients_total
 from webapp.monitor.worker_status import list_workers
@@ -104,12 +106,7 @@ def agentdeck_families(svc: Services, workers: list[dict[str, Any]]) -> Iterator
         value=float(ws_clients_total(svc)),
     )
     k = svc.settings.keys
-    published = svc.redis.hget(k.metrics, "events_published")
-    yield CounterMetricFamily(
-        "agentdeck_events_published",
-        "Events published (given a seq and sent on pub/sub)",
-        value=float(text(published)) if published else 0.0,
-    )
+    yield from publish_families({text(f): text(v) for f, v in svc.redis.hgetall(k.metrics).items()})
     yield GaugeMetricFamily(
         "agentdeck_recorder_quarantined_jobs",
         "Jobs the recorder gave up storing in SQL (ids and errors: the quarantine hash)",
@@ -135,6 +132,71 @@ def agentdeck_families(svc: Services, workers: list[dict[str, Any]]) -> Iterator
     yield latency
 
 
+def publish_families(shared: dict[str, str]) -> Iterator[Metric]:
+    """From the metrics hash every process's publisher adds to."""
+    yield CounterMetricFamily(
+        "agentdeck_events_published",
+        "Events published (given a seq and sent on pub/sub)",
+        value=float(shared.get("events_published", 0)),
+    )
+    yield CounterMetricFamily(
+        "agentdeck_events_dropped",
+        "Events a publisher shed (all but lifecycle ones) with its buffer full, Redis away;"
+        " counted once Redis answers again",
+        value=float(shared.get("events_dropped", 0)),
+    )
+    yield CounterMetricFamily(
+        "agentdeck_publish_errors",
+        "Publish calls that failed (Redis away or slow) and were retried",
+        value=float(shared.get("publish_errors", 0)),
+    )
+    last_error = GaugeMetricFamily(
+        "agentdeck_publish_last_error_timestamp_seconds",
+        "When the last failed publish call (of any process) failed, and its error",
+        labels=["error"],
+    )
+    if "publish_last_error_at" in shared:
+        error = shared.get("publish_last_error", "")
+        last_error.add_metric([error], float(shared["publish_last_error_at"]))
+    yield last_error
+
+
+def web_process_families(svc: Services) -> Iterator[Metric]:
+    """Each live web process's in-memory counters, labelled with its process."""
+    label = ["process"]
+    delivered = CounterMetricFamily(
+        "agentdeck_web_events_delivered",
+        "Job events the web process's hub handed, live, to a client's subscription",
+        labels=label,
+    )
+    recorded = CounterMetricFamily(
+        "agentdeck_web_events_recorded",
+        "Events the web process's recorder stored in SQL",
+        labels=label,
+    )
+    reconciled = CounterMetricFamily(
+        "agentdeck_web_jobs_reconciled",
+        "Jobs the web process's janitor ended from Celery's result backend",
+        labels=label,
+    )
+    hook_failures = CounterMetricFamily(
+        "agentdeck_web_hook_failures", "Hook calls that raised, in the web process", labels=label
+    )
+    loop_failures = CounterMetricFamily(
+        "agentdeck_web_loop_failures",
+        "Failed rounds of the web process's background loops (hub: pub/sub connection lost)",
+        labels=["process", "loop"],
+    )
+    for process, c in sorted(web_counters.every_process(svc).items()):
+        delivered.add_metric([process], float(c.get("delivered", 0)))
+        recorded.add_metric([process], float(c.get("recorded", 0)))
+        reconciled.add_metric([process], float(c.get("reconciled", 0)))
+        hook_failures.add_metric([process], float(c.get("hook_failures", 0)))
+        for loop, n in sorted((c.get("loop_failures") or {}).items()):
+            loop_failures.add_metric([process, loop], float(n))
+    yield from (delivered, recorded, reconciled, hook_failures, loop_failures)
+
+
 class _Collector:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
@@ -143,6 +205,7 @@ class _Collector:
         workers = list_workers(self.svc)
         yield from flower_families(workers)
         yield from agentdeck_families(self.svc, workers)
+        yield from web_process_families(self.svc)
 
 
 def render(svc: Services) -> bytes:
