@@ -27,19 +27,13 @@ from webapp import quarantine
 from webapp.history import apply_event, insert_events_ignoring_duplicates, new_job_row
 from webapp.services import text
 from webapp.strict_json import may_hold_surrogates, scrub
-from workers.events import EnvelopeError, decode
+from workers import lua
+from workers.envelope import EnvelopeError, decode
 from workers.models import Job
 from workers.replay_log import read_log
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.recorder")
-
-# Remove the job from the dirty set only if its score is still the one we read.
-CLEAR_IF_UNCHANGED = """
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and tonumber(s) <= tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 0
-"""
 
 BATCH_JOBS = 200
 MIN_PASS_INTERVAL = 0.05
@@ -50,7 +44,7 @@ class Recorder:
         self.keys = settings.keys
         self.redis = client
         self.sessions = sessions
-        self._clear = client.register_script(CLEAR_IF_UNCHANGED)
+        self._clear = client.register_script(lua.CLEAR_IF_UNCHANGED)
         self._wake = threading.Event()
         self._stopping = False
         self.recorded = 0

@@ -16,6 +16,7 @@ import time
 from webapp.monitor import dashboard, worker_status
 from webapp.monitor.latency import LatencyHistogram
 from webapp.services import Services, text
+from workers import lua
 
 log = logging.getLogger("agentdeck.monitor")
 
@@ -28,7 +29,7 @@ class MonitorLoop:
         self.svc = svc
         self.latency = LatencyHistogram()
         self.process_id = f"{socket.gethostname()}:{os.getpid()}"
-        self._expire = svc.redis.register_script(worker_status.EXPIRE_LUA)
+        self._expire = svc.redis.register_script(lua.EXPIRE_WORKER)
         self._stopping = threading.Event()
         self.errors = 0
 
