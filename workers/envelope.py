@@ -31,7 +31,7 @@ TS_AT = ',"ts":'
 STATE_AT = ',"state":"'  # states are plain names, written unquoted between these quotes
 DATA_AT = '","data":'
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.:@-]*")
+_plain = re.compile(r"[A-Za-z0-9_.:@-]*").fullmatch
 # The standard encoder builds its C encoder anew for every call; orjson does not.
 # What orjson refuses (an int past 64 bits, a lone surrogate) goes the slow way.
 _ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
@@ -51,7 +51,7 @@ def encode_data(data: dict[str, Any]) -> str:
 
 def json_str(value: str) -> str:
     """A JSON string; the usual job ids and event types skip the encoder."""
-    if _PLAIN.fullmatch(value):
+    if _plain(value):
         return f'"{value}"'
     try:
         return orjson.dumps(value).decode()
@@ -83,7 +83,7 @@ class Event:
     def encode(self) -> str:
         # The layout quotes the state but does not escape it (it is a plain name):
         # any other text is escaped here, so the envelope stays JSON.
-        state = self.state if _PLAIN.fullmatch(self.state) else json_str(self.state)[1:-1]
+        state = self.state if _plain(self.state) else json_str(self.state)[1:-1]
         return write(self.job, self.seq, self.type, self.ts, state, self.data)
 
 
