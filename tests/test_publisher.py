@@ -17,9 +17,10 @@ import pytest
 import redis
 
 from tests.support import Platform
-from workers.events import EventType
+from workers.envelope import read_seq
+from workers.events import EventType, JobState, next_state
 from workers.publisher import _STATE_AFTER, Publisher, _pack, _Pending
-from workers.replay_log import head_of, read_log, seq_of
+from workers.replay_log import head_of, read_log
 from workers.settings import Settings
 
 
@@ -127,6 +128,25 @@ def test_a_final_state_sticks_and_a_late_received_does_not_undo_started(
     assert [e["state"] for e in events] == ["STARTED", "STARTED", "SUCCESS", "SUCCESS"]
 
 
+def test_the_script_moves_states_as_the_python_rule_says_for_every_pair(
+    publisher: Publisher, redis_client: redis.Redis
+) -> None:
+    # Given, for every state a job may be in (or none yet) and every state an event
+    # may propose ("" keeps it), a job in that state and an event proposing the other
+    pairs = [(cur, new) for cur in [None, *JobState] for new in ["", *JobState]]
+    jobs = [f"job-{uuid.uuid4()}" for _ in pairs]
+    batch = []
+    for job, (cur, new) in zip(jobs, pairs, strict=True):
+        if cur is not None:
+            batch.append(_Pending(job, _pack(job, "log", time.time(), cur, {}), False))
+        batch.append(_Pending(job, _pack(job, "log", time.time(), new, {}), False))
+    # When the script publishes them in one batch
+    publisher._publish(batch)
+    # Then each job's state is what `next_state` says
+    got = [head_of(redis_client, publisher.keys, job)[1] for job in jobs]
+    assert got == [next_state(cur, new) for cur, new in pairs]
+
+
 def test_a_retried_batch_publishes_only_what_the_first_try_did_not(
     publisher: Publisher, channel: Any, redis_client: redis.Redis
 ) -> None:
@@ -188,7 +208,7 @@ def test_a_capped_log_keeps_the_newest_events_and_reads_after_any_seq(
         # When the log is read after various seqs
         reads = {since: read_log(redis_client, settings.keys, job, since) for since in (0, 3, 5)}
         # Then it holds the newest 3, and each read has what is after its seq
-        assert {s: (head, [seq_of(e) for e in got]) for s, (head, got) in reads.items()} == {
+        assert {s: (head, [read_seq(e) for e in got]) for s, (head, got) in reads.items()} == {
             0: (5, [3, 4, 5]),
             3: (5, [4, 5]),
             5: (5, []),

@@ -8,7 +8,8 @@ from sqlalchemy import insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from workers.events import Event, EventType
+from workers.envelope import Event
+from workers.events import EventType
 from workers.models import EventRow, Job
 
 

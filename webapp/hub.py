@@ -26,6 +26,7 @@ from webapp.owners import JobOwners
 from webapp.replay import Replay, events_since
 from webapp.services import text
 from webapp.subscription import JobSubscription
+from workers.envelope import read_head
 from workers.hooks import Hooks
 from workers.settings import Settings
 
@@ -222,7 +223,7 @@ class Hub(Loop):
     def _dispatch_one(self, raw: str) -> str | None:
         """Deliver one envelope to its job's subscribers; its job for a lifecycle event."""
         try:
-            job, seq, type_ = envelope_head(raw)
+            job, seq, type_ = read_head(raw)
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed envelope: %.200s", raw)
             return None
@@ -268,26 +269,3 @@ class Hub(Loop):
             clients = list(self.by_topic[topic])
         for client in clients:
             client.put_events(topic, raws)
-
-
-_HEAD = '{"job":"'
-
-
-def envelope_head(raw: str) -> tuple[str, int, str]:
-    """(job, seq, type) of an envelope, read off the fixed layout the publish script writes.
-
-    Falls back to a full parse for anything else (an id with escapes, another writer).
-    """
-    if raw.startswith(_HEAD):
-        end = raw.find('","seq":', 8)
-        if end > 0 and "\\" not in raw[8:end]:
-            comma = raw.index(",", end + 8)
-            type_start = comma + 9  # ,"type":"
-            if raw.startswith(',"type":"', comma):
-                return (
-                    raw[8:end],
-                    int(raw[end + 8 : comma]),
-                    raw[type_start : raw.index('"', type_start)],
-                )
-    ev = json.loads(raw)
-    return str(ev["job"]), int(ev["seq"]), str(ev["type"])

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from webapp.loops import Loop
 from webapp.services import Services, text
-from workers.events import FINAL_STATES, EventType, JobState
+from workers.events import FINAL_EVENT, FINAL_STATES, JobState
 from workers.hooks import Hooks
 from workers.models import Job
 from workers.publisher import get_publisher
@@ -33,12 +33,6 @@ STUCK_AFTER = 30.0  # seconds without news before the backend is asked
 SCAN_EVERY = 10.0
 TICK = 1.0
 BATCH = 200
-
-FINAL_EVENT = {
-    "SUCCESS": EventType.JOB_SUCCEEDED,
-    "FAILURE": EventType.JOB_FAILED,
-    "REVOKED": EventType.JOB_CANCELLED,
-}
 
 
 class Janitor(Loop):
@@ -104,9 +98,9 @@ class Janitor(Loop):
         if event is None:
             return False
         data: dict[str, object] = {"reconciled": True}
-        if state == "SUCCESS":
+        if state == JobState.SUCCESS:
             data["result"] = result.result if _jsonable(result.result) else repr(result.result)
-        elif state == "FAILURE":
+        elif state == JobState.FAILURE:
             data["error"] = f"{type(result.result).__name__}: {result.result}"
             data["traceback"] = result.traceback or ""
         else:

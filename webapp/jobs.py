@@ -23,7 +23,8 @@ from webapp.monitor.broadcasts import revoke_task
 from webapp.params import MAX_INT, int_arg
 from webapp.queues import check_queue
 from webapp.services import Services
-from workers.events import FINAL_STATES, EnvelopeError, EventType, JobState, decode
+from workers.envelope import EnvelopeError, decode
+from workers.events import FINAL_STATES, EventType, JobState
 from workers.models import Job
 from workers.publisher import get_publisher
 from workers.replay_log import head_of, read_logs

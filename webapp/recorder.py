@@ -27,20 +27,14 @@ from webapp.history import apply_event, insert_events_ignoring_duplicates, new_j
 from webapp.loops import Loop
 from webapp.services import text
 from webapp.strict_json import may_need_scrub, scrub
-from workers.events import EnvelopeError, decode
+from workers import lua
+from workers.envelope import EnvelopeError, decode
 from workers.hooks import Hook
 from workers.models import Job
 from workers.replay_log import read_log
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.recorder")
-
-# Remove the job from the dirty set only if its score is still the one we read.
-CLEAR_IF_UNCHANGED = """
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if s and tonumber(s) <= tonumber(ARGV[2]) then return redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 0
-"""
 
 BATCH_JOBS = 200
 IDLE_WAIT = 0.5  # seconds between passes when no event wakes the recorder
@@ -53,7 +47,7 @@ class Recorder(Loop):
         self.keys = settings.keys
         self.redis = client
         self.sessions = sessions
-        self._clear = client.register_script(CLEAR_IF_UNCHANGED)
+        self._clear = client.register_script(lua.CLEAR_IF_UNCHANGED)
         self.recorded = 0  # events this process stored in SQL
         self.quarantined = 0
         self._failures: dict[bytes, int] = {}  # dirty-set member -> failed attempts

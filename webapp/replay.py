@@ -8,10 +8,10 @@ import redis
 from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
-from workers.events import Event
+from workers.envelope import Event, read_seq
 from workers.keys import Keys
 from workers.models import EventRow
-from workers.replay_log import read_log, seq_of
+from workers.replay_log import read_log
 
 # (seq, envelope as JSON text): the raw text is forwarded to clients as it is.
 Item = tuple[int, str]
@@ -34,7 +34,7 @@ def events_since(
     client: redis.Redis, sessions: sessionmaker, keys: Keys, job: str, since: int
 ) -> Replay:
     head, logged = read_log(client, keys, job, since)  # log and head read at one instant
-    items: list[Item] = [(seq_of(text), text) for text in logged]
+    items: list[Item] = [(read_seq(text), text) for text in logged]
     first_in_log = items[0][0] if items else head + 1
     if first_in_log > since + 1 or head < since:
         # The log was trimmed, expired or lost: SQL has what the recorder stored.

@@ -1,17 +1,15 @@
-"""The event envelope: states, event types, encode/decode.
+"""Job states, event types, and the rules that tie them together.
 
-Every event, wherever it travels (pub/sub, replay log, REST, WebSocket), is
-one JSON object with the fields of `Event`. This module imports nothing else
-from the project so both the web app and the workers can use it.
+The envelope itself (its dataclass, layout, readers, decode) is in
+`workers.envelope`. The publish script applies these rules in Redis: it gets
+them from here through `workers.lua`, and `next_state` is the same rule in
+Python. This module imports nothing else from the project.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
 
 
 class JobState(StrEnum):
@@ -29,7 +27,17 @@ class JobState(StrEnum):
         return self in FINAL_STATES
 
 
+# Once a job is in one of these, no event changes its state.
 FINAL_STATES = frozenset({JobState.SUCCESS, JobState.FAILURE, JobState.REVOKED})
+# A job's state before any event said one.
+INITIAL_STATE = JobState.PENDING
+# A job that ended without success may be run again.
+RETRYABLE_STATES = frozenset({JobState.FAILURE, JobState.REVOKED})
+# A state that arrives while the job is in one of these does not move it back: the
+# heartbeat's job.received for a task that started meanwhile can land after job.started.
+SUPERSEDED_BY: dict[str, frozenset[str]] = {
+    JobState.RECEIVED: frozenset({JobState.STARTED}),
+}
 
 
 class EventType(StrEnum):
@@ -53,6 +61,9 @@ class EventType(StrEnum):
     INPUT_RECEIVED = "input.received"
 
 
+# Events of these types are the `jobs` topic's (lifecycle events).
+LIFECYCLE_PREFIX = "job."
+
 # The state a lifecycle event moves its job to; other events keep the state.
 STATE_AFTER: dict[EventType, JobState] = {
     EventType.JOB_QUEUED: JobState.PENDING,
@@ -66,55 +77,23 @@ STATE_AFTER: dict[EventType, JobState] = {
     EventType.JOB_FAILED: JobState.FAILURE,
     EventType.JOB_CANCELLED: JobState.REVOKED,
 }
+# The event that ends a job in each final state (the janitor says it for a lost one).
+FINAL_EVENT: dict[str, EventType] = {
+    state: type_ for type_, state in STATE_AFTER.items() if state in FINAL_STATES
+}
 
 
-class EnvelopeError(ValueError):
-    """A message that is not a valid event envelope."""
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    job: str
-    seq: int
-    type: str
-    ts: float
-    state: str
-    data: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def encode(self) -> str:
-        return json.dumps(self.to_dict(), separators=(",", ":"), default=str)
+def next_state(current: str | None, proposed: str) -> str:
+    """The job's state after an event proposing `proposed` ("": keep the state) when
+    it is in `current` (None: no event yet). The publish script's rule."""
+    if not proposed:
+        return current or INITIAL_STATE
+    if current is not None and (
+        current in FINAL_STATES or current in SUPERSEDED_BY.get(proposed, ())
+    ):
+        return current
+    return proposed
 
 
 def now() -> float:
     return time.time()
-
-
-def decode(raw: str | bytes) -> Event:
-    """Parse one envelope, raising `EnvelopeError` on anything malformed."""
-    try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-        raise EnvelopeError(f"not JSON: {exc}") from exc
-    return from_dict(obj)
-
-
-def from_dict(obj: Any) -> Event:
-    if not isinstance(obj, dict):
-        raise EnvelopeError("envelope must be a JSON object")
-    try:
-        event = Event(
-            job=str(obj["job"]),
-            seq=int(obj["seq"]),
-            type=str(obj["type"]),
-            ts=float(obj["ts"]),
-            state=str(obj["state"]),
-            data=dict(obj.get("data") or {}),
-        )
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:  # a 1e999 seq
-        raise EnvelopeError(f"bad envelope: {exc!r}") from exc
-    if event.seq < 1:
-        raise EnvelopeError("seq must be >= 1")
-    return event

@@ -18,6 +18,7 @@ from typing import Any
 from celery import signals
 from celery.worker import state as worker_state
 
+from workers import lua
 from workers.publisher import get_publisher
 from workers.settings import get_settings
 from workers.signals import announce_received
@@ -26,29 +27,13 @@ from workers.worker_stats import STATS
 
 log = logging.getLogger("agentdeck.presence")
 
-# KEYS: beats, info, offline, expired. ARGV: hostname, payload, channel, going offline ("1"/"0")
-BEAT_LUA = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-if ARGV[4] == '1' then
-  redis.call('HSET', KEYS[3], ARGV[1], now)
-else
-  redis.call('HDEL', KEYS[3], ARGV[1])
-end
-redis.call('HDEL', KEYS[4], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[2])
-return 1
-"""
-
 
 class Heartbeat:
     def __init__(self, consumer: Any) -> None:
         self.consumer = consumer
         self.settings = get_settings()
         self.redis = get_publisher().redis
-        self._script = self.redis.register_script(BEAT_LUA)
+        self._script = self.redis.register_script(lua.BEAT)
         self._stop = threading.Event()
         self.started = time.time()
         self.hostname = str(consumer.hostname)

@@ -17,10 +17,8 @@ Redis answers again, so /metrics shows them whichever process they were in.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import os
-import re
 import threading
 import time
 import uuid
@@ -28,19 +26,19 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import redis
 
-from workers.events import STATE_AFTER, EventType, now
+from workers import lua
+from workers.envelope import write
+from workers.events import LIFECYCLE_PREFIX, STATE_AFTER, EventType, now
 from workers.hooks import HOOKS, Hooks
-from workers.publish_script import PUBLISH_LUA, RS, SEP, ScriptConnection
+from workers.lua import RS, SEP
+from workers.publish_script import ScriptConnection
 from workers.settings import Settings, get_settings
 
 log = logging.getLogger("agentdeck.publisher")
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.:@-]*")
 _STATE_AFTER = {t.value: s.value for t, s in STATE_AFTER.items()}
-LIFECYCLE_PREFIX = "job."
 BATCH_MAX = 500
 # Under load, a batch goes once it holds this many events or its linger is up:
 # enough to spread a round trip's fixed cost thin, soon enough at high rates.
@@ -55,7 +53,7 @@ SEEN_MAX = 10_000  # jobs whose last seq and state this process remembers
 @dataclass(slots=True)
 class _Pending:
     job: str
-    packed: str  # job, head, mid, new_state, tail joined by SEP (see PUBLISH_LUA)
+    packed: str  # head, mid, new_state, tail joined by SEP (see workers/lua/publish.lua)
     is_lifecycle: bool
     done: threading.Event | None = None
     seq: int = 0
@@ -80,25 +78,6 @@ class PublisherStats:
         return self.dropped > self.dropped_reported or self.redis_errors > self.errors_reported
 
 
-# orjson: the standard encoder builds its C encoder anew for every call, which
-# made encoding most of the publisher thread's CPU per event. What orjson
-# refuses (an int past 64 bits, say) goes through the standard one.
-_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-_encode_slowly = json.JSONEncoder(separators=(",", ":"), default=str).encode
-
-
-def _encode_data(data: dict[str, Any]) -> str:
-    try:
-        return orjson.dumps(data, default=str, option=_ORJSON_OPTIONS).decode()
-    except orjson.JSONEncodeError:
-        return _encode_slowly(data)
-
-
-def _json_str(value: str) -> str:
-    """A JSON string; the usual job ids and event types skip the encoder."""
-    return f'"{value}"' if _PLAIN.fullmatch(value) else orjson.dumps(value).decode()
-
-
 def _pack_late(item: _Pending) -> None:
     """Pack an event emit left raw; data that will not encode still says the event."""
     assert item.raw is not None
@@ -112,12 +91,9 @@ def _pack_late(item: _Pending) -> None:
 
 
 def _pack(job: str, type_: str, ts: float, state: str, data: dict[str, Any]) -> str:
-    """The envelope cut around the seq and the state the script fills in, as the
-    script's argument: job, head, mid, new_state, tail joined by SEP."""
-    return (
-        f'{job}{SEP}{{"job":{_json_str(job)},"seq":{SEP},"type":{_json_str(type_)},'
-        f'"ts":{float(ts)!r},"state":"{SEP}{state}{SEP}","data":{_encode_data(data)}}}'
-    )
+    """The envelope cut at the seq and around the state the script fills in:
+    head, mid, new_state, tail joined by SEP."""
+    return write(job, SEP, type_, ts, f"{SEP}{state}{SEP}", data)
 
 
 class Publisher:
@@ -130,7 +106,7 @@ class Publisher:
         self.redis = client or redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
         )
-        self._script = ScriptConnection(self.redis, PUBLISH_LUA)
+        self._script = ScriptConnection(self.redis, lua.PUBLISH)
         # Producers append without a lock (deque appends are atomic) and wake the
         # thread only when it sleeps on an empty buffer: under load it wakes by
         # itself every linger, and a task's events cost its thread no lock and no
@@ -346,7 +322,7 @@ class Publisher:
             if item.raw is not None:
                 _pack_late(item)
             floor, fallback = seen.get(item.job, no_floor)
-            packed.append(f"{item.packed}{SEP}{floor}{SEP}{fallback}{RS}")
+            packed.append(f"{item.job}{SEP}{item.packed}{SEP}{floor}{SEP}{fallback}{RS}")
         args.append("".join(packed))
         try:
             out = self._script(keys, args)

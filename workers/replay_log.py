@@ -1,7 +1,7 @@
 """Reading a job's replay log: its envelopes after a given seq, its head.
 
 The log is a Redis list, oldest first, appended by the publish script (see
-`publish_script.PUBLISH_LUA`) in the same atomic call that takes the seqs, so it
+`workers/lua/publish.lua`) in the same atomic call that takes the seqs, so it
 holds seqs head-len+1 .. head without a hole (a list append costs Redis a
 fraction of a sorted-set insert of the same ~300-byte envelope). Its last
 entry is the job's head: its seq is the job's last seq and its state the
@@ -19,33 +19,9 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from workers import lua
+from workers.envelope import read_seq, read_state
 from workers.keys import Keys
-
-# KEYS: log. ARGV: since. Returns {head, index of the first entry sent, entries}.
-READ_LUA = """
-local tip = redis.call('LINDEX', KEYS[1], -1)
-if not tip then return {0, 0, {}} end
-local head = tonumber(string.match(tip, '","seq":(%d+)'))
-local start = tonumber(ARGV[1]) - (head - redis.call('LLEN', KEYS[1]))
-if start < 0 then start = 0 end
-return {head, start, redis.call('LRANGE', KEYS[1], start, -1)}
-"""
-# The first '"seq":' and ',"state":"' of an envelope are its own: a JSON string
-# escapes its quotes, so neither can occur inside the job id or the type before them.
-_SEQ = '"seq":'
-_STATE = ',"state":"'
-
-
-def seq_of(envelope: str) -> int:
-    """The seq of an envelope as the publish script writes it: '{"job":...,"seq":N,'."""
-    start = envelope.index(_SEQ) + len(_SEQ)
-    return int(envelope[start : envelope.index(",", start)])
-
-
-def state_of(envelope: str) -> str:
-    """The state of an envelope as the publish script writes it."""
-    start = envelope.index(_STATE) + len(_STATE)
-    return envelope[start : envelope.index('"', start)]
 
 
 def head_of(client: redis.Redis, keys: Keys, job: str) -> tuple[int, str | None]:
@@ -54,7 +30,7 @@ def head_of(client: redis.Redis, keys: Keys, job: str) -> tuple[int, str | None]
     if tip is None:
         return 0, None
     envelope = _text(tip)
-    return seq_of(envelope), state_of(envelope)
+    return read_seq(envelope), read_state(envelope)
 
 
 def _text(raw: Any) -> str:
@@ -67,7 +43,7 @@ _read_script: Script | None = None
 def _read(client: redis.Redis) -> Script:
     global _read_script
     if _read_script is None:  # the script's digest is computed once, for any client
-        _read_script = client.register_script(READ_LUA)
+        _read_script = client.register_script(lua.READ_LOG)
     return _read_script
 
 
@@ -76,9 +52,9 @@ def _kept(
 ) -> tuple[int, list[str]]:
     head, start, raws = reply
     entries = [_text(raw) for raw in raws]
-    if entries and int(start) > 0 and seq_of(entries[0]) > since + 1:
+    if entries and int(start) > 0 and read_seq(entries[0]) > since + 1:
         entries = [_text(raw) for raw in client.lrange(keys.log(job), 0, -1)]  # not contiguous
-    return int(head), [e for e in entries if seq_of(e) > since]
+    return int(head), [e for e in entries if read_seq(e) > since]
 
 
 def read_log(client: redis.Redis, keys: Keys, job: str, since: int) -> tuple[int, list[str]]:

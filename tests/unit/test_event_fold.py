@@ -14,7 +14,8 @@ import pytest
 from tests.support import event_folds
 from webapp.history import apply_event, new_job_row
 from webapp.jobs import job_to_dict
-from workers.events import FINAL_STATES, EventType, from_dict
+from workers.envelope import from_dict
+from workers.events import FINAL_STATES, EventType
 from workers.models import Job
 
 

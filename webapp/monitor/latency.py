@@ -14,24 +14,12 @@ import time
 
 import redis
 
+from workers.envelope import EnvelopeError, read_ts
 from workers.hooks import Hook
 
 # Seconds; +Inf implied.
 LATENCY_BUCKETS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 LATENCY_BUCKETS += (1.0, 2.5, 5.0, 10.0)
-_TS = '"ts":'
-
-
-def event_ts(raw: str) -> float | None:
-    i = raw.find(_TS)
-    if i < 0:
-        return None
-    start = i + len(_TS)
-    end = raw.find(",", start)
-    try:
-        return float(raw[start:end])
-    except ValueError:
-        return None
 
 
 class LatencyHistogram:
@@ -41,8 +29,9 @@ class LatencyHistogram:
         self._sum = 0.0
 
     def observe(self, raw: str) -> None:
-        ts = event_ts(raw)
-        if ts is None:
+        try:
+            ts = read_ts(raw)
+        except EnvelopeError:
             return
         seconds = max(0.0, time.time() - ts)
         i = bisect.bisect_left(LATENCY_BUCKETS, seconds)

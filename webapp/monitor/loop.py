@@ -13,6 +13,7 @@ from webapp.loops import Loop
 from webapp.monitor import dashboard, web_counters, worker_status
 from webapp.monitor.latency import LatencyHistogram
 from webapp.services import Services, text
+from workers import lua
 
 WS_REPORT_EVERY = 2.0
 WS_STALE_AFTER = 10.0
@@ -25,7 +26,7 @@ class MonitorLoop(Loop):
         self.svc = svc
         self.latency = LatencyHistogram()
         self.process_id = web_counters.process_id()
-        self._expire = svc.redis.register_script(worker_status.EXPIRE_LUA)
+        self._expire = svc.redis.register_script(lua.EXPIRE_WORKER)
         self._next_report = 0.0
 
     def tick(self) -> float | None:

@@ -15,6 +15,7 @@ from webapp.monitor.broadcasts import inspect_workers
 from webapp.monitor.taskcalls import call_of, retry_task
 from webapp.params import float_arg
 from webapp.services import services
+from workers.events import RETRYABLE_STATES
 from workers.models import Job
 
 bp = Blueprint("monitor_api", __name__, url_prefix="/api/monitor")
@@ -136,7 +137,7 @@ def task(task_id: str) -> Any:
         row["children"] = taskviews.children_of(s, task_id)
         row["retry_of"] = job.retry_of
         row["created_at"] = job.created_at
-    row["retryable"] = job.state in ("FAILURE", "REVOKED") and (
+    row["retryable"] = job.state in RETRYABLE_STATES and (
         job.agent is not None or call_of(svc, task_id) is not None
     )
     return jsonify(row)

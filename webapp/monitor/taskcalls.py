@@ -17,13 +17,12 @@ from webapp.monitor.worker_status import list_workers
 from webapp.params import MAX_DURATION, json_float, json_int
 from webapp.queues import check_queue
 from webapp.services import Services
-from workers.events import EventType
+from workers.events import RETRYABLE_STATES, EventType, JobState
 from workers.models import EventRow, Job
 from workers.replay_log import first_entries
 
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 OPTIONS = ("countdown", "eta", "expires", "queue", "priority", "routing_key", "exchange")
-RETRYABLE = ("FAILURE", "REVOKED")
 MAX_PRIORITY = 255  # AMQP's; the Redis transport maps it onto its own steps
 
 
@@ -130,7 +129,7 @@ def wait_result(result: AsyncResult, timeout: float) -> dict[str, Any]:
     except Exception:  # a timeout: not ready yet
         return {}
     out: dict[str, Any] = {"result": _safe(result.result)}
-    if result.state == "FAILURE":
+    if result.state == JobState.FAILURE:
         out["result"] = repr(result.result)
         out["traceback"] = result.traceback
     return out
@@ -157,7 +156,7 @@ def call_of(svc: Services, job_id: str) -> dict[str, Any] | None:
 
 def retry_task(svc: Services, job: Job) -> str:
     """Send a failed (or revoked) plain task again: same name, args, kwargs and queue."""
-    if job.state not in RETRYABLE:
+    if job.state not in RETRYABLE_STATES:
         raise ApiError(
             409, "not_failed", f"only failed or revoked tasks can be retried ({job.state})"
         )

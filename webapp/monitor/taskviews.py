@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from webapp import params
 from webapp.errors import ApiError
 from webapp.monitor import search as search_mod
+from workers.events import JobState
 from workers.models import Job
 
 MAX_LIMIT = 1000
@@ -32,7 +33,12 @@ SORT_KEYS: dict[str, Any] = {
     "runtime": RUNTIME,
     "retries": Job.retries,
 }
-FINISHED_FIELD = {"SUCCESS": "succeeded", "FAILURE": "failed", "REVOKED": "revoked"}
+# Flower's field for the time a task reached each final state.
+FINISHED_FIELD: dict[str, str] = {
+    JobState.SUCCESS: "succeeded",
+    JobState.FAILURE: "failed",
+    JobState.REVOKED: "revoked",
+}
 
 
 def runtime_of(job: Job) -> float | None:
@@ -54,7 +60,7 @@ def flower_task(job: Job) -> dict[str, Any]:
         "rejected": None,
         "succeeded": job.finished_at if done == "succeeded" else None,
         "failed": job.finished_at if done == "failed" else None,
-        "retried": job.updated_at if job.state == "RETRY" else None,
+        "retried": job.updated_at if job.state == JobState.RETRY else None,
         "revoked": job.finished_at if done == "revoked" else None,
         "args": job.args,
         "kwargs": job.kwargs,
@@ -63,7 +69,7 @@ def flower_task(job: Job) -> dict[str, Any]:
         "retries": job.retries,
         "worker": job.worker,
         "result": repr(job.result) if job.result is not None else None,
-        "exception": job.error if job.state == "FAILURE" else None,
+        "exception": job.error if job.state == JobState.FAILURE else None,
         "timestamp": job.updated_at or job.created_at,
         "runtime": runtime_of(job),
         "traceback": job.traceback,

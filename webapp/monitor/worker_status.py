@@ -16,19 +16,6 @@ import redis
 
 from webapp.services import Services, text
 
-# KEYS: beats, offline, expired. ARGV: host, max silence (s), channel, payload.
-EXPIRE_LUA = """
-local s = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not s then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-if now - tonumber(s) <= tonumber(ARGV[2]) then return 0 end
-if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
-if redis.call('HSETNX', KEYS[3], ARGV[1], now) == 0 then return 0 end
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return 1
-"""
-
 CHECK_EVERY = 0.5
 
 
