@@ -102,10 +102,6 @@ class Client:
             self._bytes = 0
         self._cond.notify_all()
 
-    @property
-    def queued_bytes(self) -> int:
-        return self._bytes
-
     # -- job subscriptions -----------------------------------------------------------
     def add_sub(self, sub: JobSubscription) -> None:
         """Subscribe; a subscription to the same topic before is closed (its replay, if

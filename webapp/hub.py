@@ -20,13 +20,14 @@ from collections.abc import Callable
 import redis
 from sqlalchemy.orm import sessionmaker
 
-from webapp.clients import Client
+from webapp.clients import CLOSE_GOING_AWAY, Client
 from webapp.loops import Loop
 from webapp.owners import JobOwners
 from webapp.replay import Replay, events_since
 from webapp.services import text
 from webapp.subscription import JobSubscription
 from workers.envelope import read_head
+from workers.events import LIFECYCLE_PREFIX
 from workers.hooks import Hooks
 from workers.settings import Settings
 
@@ -68,7 +69,7 @@ class Hub(Loop):
         with self.lock:
             clients = list(self.clients)
         for c in clients:
-            c.close(1001, "server going away")
+            c.close(CLOSE_GOING_AWAY, "server going away")
         return super().stop(timeout)
 
     def register(self, client: Client) -> None:
@@ -236,7 +237,7 @@ class Hub(Loop):
                 self._spawn_replay(client, job, sub)  # a gap: fill it from the log
         self.delivered += len(clients)
         self.hooks.on_envelope(raw, job)
-        return job if type_.startswith("job.") else None
+        return job if type_.startswith(LIFECYCLE_PREFIX) else None
 
     def _fanout_jobs(self, events: list[tuple[str, str]]) -> None:
         """The `jobs` topic: everything to those who see all, their own jobs to the rest."""

@@ -241,7 +241,6 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         raise ApiError(400, "bad_cursor", "the cursor is not one this API gave out") from None
 
 
-_FINAL_VALUES = frozenset(state.value for state in FINAL_STATES)
 
 
 def list_jobs(svc: Services, args: dict[str, str], viewer: Principal) -> dict[str, Any]:
@@ -288,7 +287,7 @@ def list_jobs(svc: Services, args: dict[str, str], viewer: Principal) -> dict[st
     # An unfinished row may lag its job by what the recorder has not stored yet; the
     # page that loads this list right after subscribing would miss those events.
     rows = rows[:limit]
-    fresh_states(svc, [r for r in rows if r.state not in _FINAL_VALUES])
+    fresh_states(svc, [r for r in rows if not JobState(r.state).is_final])
     return {
         "jobs": [job_to_dict(r, viewer) for r in rows],
         "next_cursor": _encode_cursor(rows[-1].created_at, rows[-1].id) if more else None,

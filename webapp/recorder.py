@@ -17,7 +17,6 @@ import time
 from dataclasses import replace
 
 import redis
-from sqlalchemy import select
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -148,11 +147,6 @@ class Recorder(Loop):
             insert_events_ignoring_duplicates(s, events)
         self.recorded += len(events)
         return len(events)
-
-
-def job_exists(sessions: sessionmaker, job_id: str) -> bool:
-    with sessions() as s:
-        return s.scalar(select(Job.id).where(Job.id == job_id)) is not None
 
 
 class WakeRecorder(Hook):
