@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support import http
+from tests.support import WebService, http
 from tests.support.ws import WsClient
 
 
@@ -44,7 +44,9 @@ def job_count(web_url: str) -> int:
         ),
     ],
 )
-def test_bad_submissions_are_refused_and_store_nothing(web, body, headers, status, code):
+def test_bad_submissions_are_refused_and_store_nothing(
+    web: WebService, body: str, headers: dict[str, str], status: int, code: str
+) -> None:
     # given the number of jobs stored
     before = job_count(web.url)
     # when a bad submission arrives
@@ -61,7 +63,7 @@ def test_bad_submissions_are_refused_and_store_nothing(web, body, headers, statu
     assert job_count(web.url) == before
 
 
-def test_schema_violation_names_the_field(web):
+def test_schema_violation_names_the_field(web: WebService) -> None:
     r = http.post(
         f"{web.url}/api/jobs",
         json={"agent": "echo", "input": {"text": "x", "steps": "many"}},
@@ -71,7 +73,7 @@ def test_schema_violation_names_the_field(web):
     assert r.json()["error"]["field"] == "steps"
 
 
-def test_oversized_body_is_413_and_stores_nothing(web):
+def test_oversized_body_is_413_and_stores_nothing(web: WebService) -> None:
     before = job_count(web.url)
     huge = json.dumps({"agent": "echo", "input": {"text": "x" * (2 * 1024 * 1024)}})
     r = http.post(
@@ -82,7 +84,7 @@ def test_oversized_body_is_413_and_stores_nothing(web):
     assert job_count(web.url) == before
 
 
-def test_unknown_job_is_404(web):
+def test_unknown_job_is_404(web: WebService) -> None:
     for path in ("/api/jobs/nope", "/api/jobs/nope/events"):
         r = http.get(web.url + path, timeout=10)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
@@ -104,7 +106,9 @@ def test_unknown_job_is_404(web):
         (json.dumps({"op": "ping", "pad": "x" * 20000}), "frame_too_large"),
     ],
 )
-def test_malformed_frames_get_an_error_and_the_socket_stays_open(web, frame, code):
+def test_malformed_frames_get_an_error_and_the_socket_stays_open(
+    web: WebService, frame: str, code: str
+) -> None:
     # given a connected client
     ws = WsClient(web.url)
     try:
@@ -119,7 +123,7 @@ def test_malformed_frames_get_an_error_and_the_socket_stays_open(web, frame, cod
         ws.close()
 
 
-def test_binary_frame_gets_an_error(web):
+def test_binary_frame_gets_an_error(web: WebService) -> None:
     ws = WsClient(web.url)
     try:
         ws.conn.send_binary(b"\x00\x01")

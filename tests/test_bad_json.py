@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import http
+from tests.support import WebService, WorkerService, http
 from tests.support.ws import WsClient, is_final, watch_to_end
 
 MAX_BODY = 1_048_576  # AGENTDECK_MAX_BODY_BYTES's default, which the test platform keeps
@@ -53,7 +53,9 @@ def submit_raw(web_url: str, body: str | bytes) -> tuple[int, dict]:
     ],
     ids=["nan", "inf", "-inf", "1e999", "100000-deep", "65-deep", "64-deep", "surrogate", "key"],
 )
-def test_bodies_json_cannot_carry_are_refused_and_store_nothing(web, body, status, words):
+def test_bodies_json_cannot_carry_are_refused_and_store_nothing(
+    web: WebService, body: str, status: int, words: str
+) -> None:
     # given the number of jobs stored
     before = job_count(web.url)
     # when such a body is submitted
@@ -83,7 +85,7 @@ def chunks(total: int, piece: int = 65_536) -> Iterator[bytes]:
     yield tail
 
 
-def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(web):
+def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(web: WebService) -> None:
     # given the number of jobs stored
     before = job_count(web.url)
     # when a body of twice the limit comes chunked (no Content-Length)
@@ -94,7 +96,7 @@ def test_a_chunked_body_over_the_limit_is_413_and_stores_nothing(web):
     assert job_count(web.url) == before
 
 
-def test_a_chunked_body_of_exactly_the_limit_is_read_whole(web):
+def test_a_chunked_body_of_exactly_the_limit_is_read_whole(web: WebService) -> None:
     # when a body of exactly the limit comes chunked
     r = http.post(f"{web.url}/api/jobs", data=chunks(MAX_BODY), headers=HEADERS, timeout=30)
     # then it is read to its end and parsed: the agent it names is looked up
@@ -102,7 +104,7 @@ def test_a_chunked_body_of_exactly_the_limit_is_read_whole(web):
     assert r.json()["error"]["code"] == "unknown_agent"
 
 
-def test_a_chunked_body_under_the_limit_is_accepted(web, worker):
+def test_a_chunked_body_under_the_limit_is_accepted(web: WebService, worker: WorkerService) -> None:
     # when a small body comes chunked
     body = json.dumps({"agent": "echo", "input": {"text": "chunked", "steps": 1}}).encode()
     r = http.post(f"{web.url}/api/jobs", data=iter([body[:10], body[10:]]), headers=HEADERS)
@@ -121,7 +123,7 @@ def test_a_chunked_body_under_the_limit_is_accepted(web, worker):
         ("/api/task/send-task/agentdeck.run_agent", '{"args": ' + "[" * 50_000),
     ],
 )
-def test_every_json_body_is_parsed_strictly(web, path, body):
+def test_every_json_body_is_parsed_strictly(web: WebService, path: str, body: str) -> None:
     # when another endpoint that reads JSON gets what JSON cannot carry
     r = http.post(web.url + path, data=body, headers=HEADERS)
     # then it is the same 400 (before looking the job or task up)
@@ -129,7 +131,9 @@ def test_every_json_body_is_parsed_strictly(web, path, body):
     assert r.json()["error"]["code"] == "bad_json"
 
 
-def test_an_answer_with_a_lone_surrogate_is_refused_and_the_job_still_waits(web, worker):
+def test_an_answer_with_a_lone_surrogate_is_refused_and_the_job_still_waits(
+    web: WebService, worker: WorkerService
+) -> None:
     # given a job waiting for a person's answer
     r = http.post(f"{web.url}/api/jobs", json={"agent": "ask", "input": {"question": "name?"}})
     job_id = r.json()["id"]
@@ -168,7 +172,9 @@ def test_an_answer_with_a_lone_surrogate_is_refused_and_the_job_still_waits(web,
     ],
     ids=["nan", "-inf", "1e999", "5000-deep", "16000-open", "surrogate"],
 )
-def test_frames_json_cannot_carry_get_an_error_and_the_socket_stays_open(web, frame, code):
+def test_frames_json_cannot_carry_get_an_error_and_the_socket_stays_open(
+    web: WebService, frame: str, code: str
+) -> None:
     # given a connected client
     ws = WsClient(web.url)
     try:

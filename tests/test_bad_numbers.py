@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support import http, wait_until
+from tests.support import WebService, WorkerService, http, wait_until
 from tests.support.ws import WsClient
 
 TASK = "agentdeck.run_agent"  # registered by the web app itself: controls accept it
@@ -52,7 +52,7 @@ QUERY_AND_FORM = [
 JSON_OPTIONS = ["countdown", "expires", "priority"]
 
 
-def known_host(web_url: str, worker: Any) -> str:
+def known_host(web_url: str, worker: WorkerService) -> str:
     """The session worker's hostname, once the web app knows it (its first heartbeat)."""
 
     def known() -> bool:
@@ -82,8 +82,15 @@ def assert_still_serving(web_url: str) -> None:
     ids=[f"{m} {p} {n}" for m, p, _, n, _ in QUERY_AND_FORM],
 )
 def test_bad_query_and_form_numbers_are_400_naming_the_parameter(
-    web, worker, method, path, where, name, others, value
-):
+    web: WebService,
+    worker: WorkerService,
+    method: str,
+    path: str,
+    where: str,
+    name: str,
+    others: dict[str, str],
+    value: str,
+) -> None:
     # given an endpoint with a numeric parameter (a pool control needs a known worker)
     url = web.url + path.format(host=known_host(web.url, worker) if "{host}" in path else "")
     values = {**others, name: value}
@@ -100,7 +107,9 @@ def test_bad_query_and_form_numbers_are_400_naming_the_parameter(
 
 @pytest.mark.parametrize("value", BAD_JSON)
 @pytest.mark.parametrize("name", JSON_OPTIONS)
-def test_bad_numbers_in_a_flower_send_body_are_400_naming_the_option(web, name, value):
+def test_bad_numbers_in_a_flower_send_body_are_400_naming_the_option(
+    web: WebService, name: str, value: str | float
+) -> None:
     # when a send-task body carries a bad number as an option
     r = http.post(f"{web.url}/api/task/async-apply/{TASK}", json={**APPLY_BODY, name: value})
     # then it is refused naming the option, and the server still serves
@@ -120,7 +129,7 @@ def test_bad_numbers_in_a_flower_send_body_are_400_naming_the_option(web, name, 
         ("/api/jobs/no-such-job/events", {"since": str(2**31 - 1)}),
     ],
 )
-def test_numbers_in_range_are_served(web, path, params):
+def test_numbers_in_range_are_served(web: WebService, path: str, params: dict[str, str]) -> None:
     # when a parameter is at or past a documented edge, but a number in range
     r = http.get(web.url + path, params=params, timeout=10)
     # then it is served (a job nobody knows is still a 404), as strict JSON
@@ -131,7 +140,9 @@ def test_numbers_in_range_are_served(web, path, params):
 
 
 @pytest.mark.parametrize("since", [2**63, 2**31, 1e23, -1, "abc", "5", 1.5, True, None])
-def test_bad_since_in_a_subscribe_frame_is_an_error_frame(web, since):
+def test_bad_since_in_a_subscribe_frame_is_an_error_frame(
+    web: WebService, since: float | str | bool | None
+) -> None:
     # given a connected client
     ws = WsClient(web.url)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.support import http
+from tests.support import WebService, WorkerService, http
 from tests.support.ws import WsClient, is_final, watch_to_end
 
 
@@ -21,7 +21,9 @@ def rest_events(web_url: str, job_id: str, since: int = 0) -> list[dict[str, Any
     return r.json()["events"]
 
 
-def test_echo_streams_every_event_in_order_and_rest_matches(web, worker):
+def test_echo_streams_every_event_in_order_and_rest_matches(
+    web: WebService, worker: WorkerService
+) -> None:
     # given a WebSocket client subscribed from the start of a new echo job
     job = submit(web.url, "echo", text="the quick brown fox", steps=3, delay=0.01)
     ws = WsClient(web.url)
@@ -50,7 +52,9 @@ def test_echo_streams_every_event_in_order_and_rest_matches(web, worker):
     assert final["state"] == "SUCCESS" and final["result"] == "the quick brown fox"
 
 
-def test_late_subscriber_with_since_gets_exactly_the_rest(web, worker):
+def test_late_subscriber_with_since_gets_exactly_the_rest(
+    web: WebService, worker: WorkerService
+) -> None:
     # given an echo job that has finished
     job = submit(web.url, "echo", text="a b c d", steps=2, delay=0)
     everything = watch_to_end(web.url, job["id"])
@@ -69,7 +73,9 @@ def test_late_subscriber_with_since_gets_exactly_the_rest(web, worker):
     assert got == everything[k:]
 
 
-def test_fail_ends_in_failure_with_message_and_traceback(web, worker):
+def test_fail_ends_in_failure_with_message_and_traceback(
+    web: WebService, worker: WorkerService
+) -> None:
     # given a fail job
     job = submit(web.url, "fail", message="kaboom 42")
     # when it runs
@@ -82,7 +88,9 @@ def test_fail_ends_in_failure_with_message_and_traceback(web, worker):
     assert any(e["type"] == "step.finished" for e in events)
 
 
-def test_cancelled_sleep_ends_revoked_within_two_seconds(web, worker):
+def test_cancelled_sleep_ends_revoked_within_two_seconds(
+    web: WebService, worker: WorkerService
+) -> None:
     # given a long sleep job that has started
     job = submit(web.url, "sleep", seconds=30)
     ws = WsClient(web.url)
@@ -105,7 +113,9 @@ def test_cancelled_sleep_ends_revoked_within_two_seconds(web, worker):
     assert again.status_code == 409
 
 
-def test_retry_creates_a_new_job_with_the_same_input(web, worker):
+def test_retry_creates_a_new_job_with_the_same_input(
+    web: WebService, worker: WorkerService
+) -> None:
     # given a failed job
     job = submit(web.url, "fail", message="try again")
     ws = WsClient(web.url)
@@ -127,7 +137,7 @@ def test_retry_creates_a_new_job_with_the_same_input(web, worker):
     assert events[-1]["state"] == "FAILURE"
 
 
-def test_idempotency_key_gives_one_job(web, worker):
+def test_idempotency_key_gives_one_job(web: WebService, worker: WorkerService) -> None:
     # given a submission with an idempotency key
     body: dict[str, Any] = {
         "agent": "echo",
@@ -142,7 +152,7 @@ def test_idempotency_key_gives_one_job(web, worker):
     assert first.json()["id"] == second.json()["id"]
 
 
-def test_agents_are_served_with_their_json_schema(web):
+def test_agents_are_served_with_their_json_schema(web: WebService) -> None:
     # when the agents are listed
     agents = {
         a["name"]: a for a in http.get(f"{web.url}/api/agents", timeout=10).json()["agents"]
@@ -158,7 +168,9 @@ def test_agents_are_served_with_their_json_schema(web):
     assert agents["echo"]["description"]
 
 
-def test_tool_calls_logging_and_progress_become_events(web, worker):
+def test_tool_calls_logging_and_progress_become_events(
+    web: WebService, worker: WorkerService
+) -> None:
     # given the research agent, which calls a tool per source and logs with `logging`
     job = submit(web.url, "research", topic="otters", sources=2, delay=0)
     # when it runs
@@ -174,7 +186,9 @@ def test_tool_calls_logging_and_progress_become_events(web, worker):
     assert events[-1]["data"]["result"]["notes"] == ["otters: finding 1", "otters: finding 2"]
 
 
-def test_an_agent_runs_lifecycle_events_come_in_their_natural_order(web, worker):
+def test_an_agent_runs_lifecycle_events_come_in_their_natural_order(
+    web: WebService, worker: WorkerService
+) -> None:
     # given several quick agent jobs
     jobs = [submit(web.url, "echo", text="x", steps=1, delay=0)["id"] for _ in range(5)]
     for job_id in jobs:

@@ -12,10 +12,11 @@ import psutil
 import pytest
 import websocket
 from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
-from tests.support import WebService, WorkerService, http
+from tests.support import Platform, WebService, WorkerService, http
 from tests.support.http import auth_headers
 from tests.support.ws import WsClient, is_final
 from workers.models import EventRow
@@ -31,7 +32,9 @@ def contiguous(events: list[dict], start: int = 1) -> bool:
     return [e["seq"] for e in events] == list(range(start, start + len(events)))
 
 
-def test_client_offline_for_30s_gets_exactly_the_missed_events(web, worker):
+def test_client_offline_for_30s_gets_exactly_the_missed_events(
+    web: WebService, worker: WorkerService
+) -> None:
     # given a client watching a job that streams 500 events over ~30 s
     job_id = submit(web.url, "chatty", count=500, delay=0.06)
     ws = WsClient(web.url)
@@ -57,7 +60,9 @@ def test_client_offline_for_30s_gets_exactly_the_missed_events(web, worker):
     assert len(outputs) == 500
 
 
-def test_web_sigkilled_mid_job_client_resumes_without_gap_or_duplicate(web, worker, sql_engine):
+def test_web_sigkilled_mid_job_client_resumes_without_gap_or_duplicate(
+    web: WebService, worker: WorkerService, sql_engine: Engine
+) -> None:
     # given a client watching a streaming job
     job_id = submit(web.url, "chatty", count=300, delay=0.01)
     ws = WsClient(web.url)
@@ -89,7 +94,7 @@ def test_web_sigkilled_mid_job_client_resumes_without_gap_or_duplicate(web, work
     assert wait_until(lambda: recorded() == n, timeout=20)
 
 
-def test_web_sigterm_says_going_away_to_clients(web):
+def test_web_sigterm_says_going_away_to_clients(web: WebService) -> None:
     # given a connected client
     ws = WsClient(web.url)
     ws.send({"op": "subscribe", "topic": "jobs"})
@@ -106,7 +111,7 @@ def test_web_sigterm_says_going_away_to_clients(web):
 
 
 @pytest.fixture
-def small_queue_web(platform) -> Iterator[WebService]:
+def small_queue_web(platform: Platform) -> Iterator[WebService]:
     service = WebService(
         platform, name="web-small-queue", extra_env={"AGENTDECK_CLIENT_QUEUE_BYTES": "1048576"}
     )
@@ -120,7 +125,9 @@ def web_worker_rss(service: WebService) -> int:
     return sum(p.memory_info().rss for p in [master, *master.children(recursive=True)])
 
 
-def test_slow_consumer_is_cut_off_and_others_stay_fast(small_queue_web, worker):
+def test_slow_consumer_is_cut_off_and_others_stay_fast(
+    small_queue_web: WebService, worker: WorkerService
+) -> None:
     url = small_queue_web.url
     rss_before = web_worker_rss(small_queue_web)
     # given a client that subscribes to a big stream and never reads
@@ -174,14 +181,16 @@ def test_slow_consumer_is_cut_off_and_others_stay_fast(small_queue_web, worker):
 
 
 @pytest.fixture
-def own_worker(platform) -> Iterator[WorkerService]:
+def own_worker(platform: Platform) -> Iterator[WorkerService]:
     service = WorkerService(platform, name="worker-warm", queues=("warm",), concurrency=1)
     service.start()
     yield service
     service.stop()
 
 
-def test_warm_worker_shutdown_finishes_running_jobs(web, own_worker):
+def test_warm_worker_shutdown_finishes_running_jobs(
+    web: WebService, own_worker: WorkerService
+) -> None:
     # given a job running on a worker
     r = http.post(
         f"{web.url}/api/jobs",

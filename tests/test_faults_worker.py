@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support import WorkerService, http
+from tests.support import Platform, WebService, WorkerService, http
 from tests.support.ws import WsClient, is_final, watch_to_end
 from workers.settings import get_settings
 
@@ -23,7 +23,9 @@ def submit(url: str, agent: str, queue: str | None = None, **input: Any) -> str:
     return r.json()["id"]
 
 
-def test_pool_child_killed_ends_failure_with_the_worker_lost_error(web, worker):
+def test_pool_child_killed_ends_failure_with_the_worker_lost_error(
+    web: WebService, worker: WorkerService
+) -> None:
     # given an agent whose policy is to fail when its worker dies
     job_id = submit(web.url, "crash")
     # when its pool child is killed mid-run
@@ -35,7 +37,9 @@ def test_pool_child_killed_ends_failure_with_the_worker_lost_error(web, worker):
     assert "WorkerLostError" in events[-1]["data"]["error"]
 
 
-def test_a_job_that_kills_its_worker_every_time_stops_after_the_cap(web, worker):
+def test_a_job_that_kills_its_worker_every_time_stops_after_the_cap(
+    web: WebService, worker: WorkerService
+) -> None:
     # given an agent that kills its process on every run, requeued at most twice
     job_id = submit(web.url, "crash_always")
     # when it runs
@@ -49,7 +53,7 @@ def test_a_job_that_kills_its_worker_every_time_stops_after_the_cap(web, worker)
 
 
 @pytest.fixture
-def lonely_worker(platform) -> Iterator[WorkerService]:
+def lonely_worker(platform: Platform) -> Iterator[WorkerService]:
     """A worker of its own on a queue of its own, for a test to kill."""
     queue = f"faults-{uuid.uuid4().hex[:6]}"
     service = WorkerService(platform, name=f"worker-{queue}", queues=(queue,), concurrency=1)
@@ -59,7 +63,9 @@ def lonely_worker(platform) -> Iterator[WorkerService]:
     service.stop()
 
 
-def test_worker_sigkilled_mid_job_is_lost_then_requeued_and_completes(web, platform, lonely_worker):
+def test_worker_sigkilled_mid_job_is_lost_then_requeued_and_completes(
+    web: WebService, platform: Platform, lonely_worker: WorkerService
+) -> None:
     # given a job running on a worker of its own
     queue = lonely_worker.queue  # type: ignore[attr-defined]
     job_id = submit(web.url, "sleep", queue=queue, seconds=3)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
+import redis
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
-from tests.support import http
+from tests.support import WebService, WorkerService, http
 from tests.support.ws import WsClient
 from workers.models import EventRow, Job
 from workers.replay_log import head_of
 from workers.settings import get_settings
 
 
-def wait_for_final_event(redis_client, job_id: str, timeout: float = 30.0) -> dict:
+def wait_for_final_event(
+    redis_client: redis.Redis, job_id: str, timeout: float = 30.0
+) -> dict[str, Any]:
     """Listen on the events channel itself: the web process is down meanwhile."""
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(get_settings().keys.events_channel)
@@ -39,7 +44,9 @@ def wait_for_final_event(redis_client, job_id: str, timeout: float = 30.0) -> di
         pubsub.close()
 
 
-def test_events_emitted_while_web_is_down_reach_sql_and_rest(web, worker, redis_client, sql_engine):
+def test_events_emitted_while_web_is_down_reach_sql_and_rest(
+    web: WebService, worker: WorkerService, redis_client: redis.Redis, sql_engine: Engine
+) -> None:
     # given a slow job that has started, watched over the WebSocket
     r = http.post(
         f"{web.url}/api/jobs",

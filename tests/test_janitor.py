@@ -52,7 +52,7 @@ def log_of(svc: Services, job_id: str) -> list[str]:
     return [text(raw) for raw in svc.redis.lrange(svc.settings.keys.log(job_id), 0, -1)]
 
 
-def test_a_job_the_result_backend_says_ended_is_reconciled(svc):
+def test_a_job_the_result_backend_says_ended_is_reconciled(svc: Services) -> None:
     # given a job stuck STARTED in SQL whose final event was lost, but which Celery's
     # result backend knows ended
     job_id = open_job(svc, worker="somewhere@host")
@@ -68,7 +68,7 @@ def test_a_job_the_result_backend_says_ended_is_reconciled(svc):
     assert '"seq":4,"type":"job.succeeded"' in event and '"reconciled":true' in event
 
 
-def test_a_job_on_a_worker_redis_has_no_heartbeat_of_is_lost(svc):
+def test_a_job_on_a_worker_redis_has_no_heartbeat_of_is_lost(svc: Services) -> None:
     # given a job open on a worker that left no heartbeat record (Redis lost its data
     # and the worker died with it)
     job_id = open_job(svc, worker=f"ghost-{uuid.uuid4().hex[:6]}@nowhere")

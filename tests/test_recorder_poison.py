@@ -13,7 +13,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -22,17 +22,19 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from tests.support import http, wait_until
+from tests.support import Platform, WebService, WorkerService, http, wait_until
 from tests.support.ws import watch_to_end
 from workers.models import EventRow, Job
 from workers.settings import get_settings
 
 KEYS = get_settings().keys  # the test process has the platform's environment
 METRIC = "agentdeck_recorder_quarantined_jobs"
+# A poisoned job: (job id, SQL dialect) -> (its member of the dirty set, its log entry).
+Poison = Callable[[str, str], tuple[bytes, dict[str, Any] | str]]
 
 
 @pytest.fixture
-def raw_redis(platform) -> Iterator[redis.Redis]:
+def raw_redis(platform: Platform) -> Iterator[redis.Redis]:
     """A client that reads and writes bytes, as the recorder's does."""
     client = redis.Redis.from_url(platform.redis_url)
     yield client
@@ -86,7 +88,9 @@ def sql_refuses(job: str, dialect: str) -> dict[str, Any]:
     return {**envelope(job, {}), "seq": 2**40}
 
 
-def test_text_an_agent_emits_that_utf8_cannot_hold_is_stored_as_u_fffd(web, worker, sql_engine):
+def test_text_an_agent_emits_that_utf8_cannot_hold_is_stored_as_u_fffd(
+    web: WebService, worker: WorkerService, sql_engine: Engine
+) -> None:
     # when an agent streams and returns text holding a lone surrogate and a NUL
     job_id, events = run_to_end(web.url, "surrogate")
     assert events[-1]["state"] == "SUCCESS"
@@ -114,8 +118,12 @@ def test_text_an_agent_emits_that_utf8_cannot_hold_is_stored_as_u_fffd(web, work
     ids=["sql-refuses-the-event", "id-not-utf8", "log-entry-unreadable"],
 )
 def test_a_job_that_cannot_be_recorded_is_quarantined_and_the_others_are_recorded(
-    web, worker, sql_engine, raw_redis, poison
-):
+    web: WebService,
+    worker: WorkerService,
+    sql_engine: Engine,
+    raw_redis: redis.Redis,
+    poison: Poison,
+) -> None:
     # given the quarantine gauge, and a job no recorder can store first in the dirty set
     before = quarantined_gauge(web.url)
     poison_id = f"poison-{uuid.uuid4()}"
@@ -132,7 +140,9 @@ def test_a_job_that_cannot_be_recorded_is_quarantined_and_the_others_are_recorde
     # and the bad job is quarantined: out of the dirty set, kept with its error
     assert wait_until(lambda: raw_redis.hexists(KEYS.quarantine, member), 30)
     assert raw_redis.zscore(KEYS.dirty, member) is None
-    why = json.loads(raw_redis.hget(KEYS.quarantine, member))
+    kept = raw_redis.hget(KEYS.quarantine, member)
+    assert kept is not None
+    why = json.loads(kept)
     assert why["error"] and why["attempts"] >= 3
     # and reported: counted on /metrics, logged at ERROR
     assert quarantined_gauge(web.url) == before + 1
@@ -140,8 +150,8 @@ def test_a_job_that_cannot_be_recorded_is_quarantined_and_the_others_are_recorde
 
 
 def test_a_quarantined_job_that_records_after_all_leaves_the_quarantine(
-    web, worker, sql_engine, raw_redis
-):
+    web: WebService, worker: WorkerService, sql_engine: Engine, raw_redis: redis.Redis
+) -> None:
     # given a quarantined job
     job_id = f"poison-{uuid.uuid4()}"
     inject(raw_redis, job_id.encode(), sql_refuses(job_id, sql_engine.dialect.name))

@@ -12,14 +12,14 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
+from playwright.sync_api import Page
 
 from launcher.commands import REPO_ROOT, WORKER_READY
 from launcher.processes import ManagedProcess
 from tests.monitoring.helpers import Api, wait_for_worker
-from tests.support import Platform
+from tests.support import Platform, WebService
 from tests.support.services import Service
 
 
@@ -67,18 +67,18 @@ def doomed_worker(platform: Platform) -> Iterator[PlainWorker]:
 
 
 @pytest.fixture
-def api(web: Any, admin_token: str) -> Api:
+def api(web: WebService, admin_token: str) -> Api:
     return Api(web.url, admin_token)
 
 
 @pytest.fixture
-def admin_page(page: Any, admin_token: str) -> Any:
+def admin_page(page: Page, admin_token: str) -> Page:
     """The browser page, logged in as the admin (every `page` is)."""
     return page
 
 
 @pytest.fixture
-def online_plain_worker(plain_worker: PlainWorker, web: Any, api: Api) -> PlainWorker:
+def online_plain_worker(plain_worker: PlainWorker, web: WebService, api: Api) -> PlainWorker:
     """The plain worker, once the web shows it online (its first heartbeat arrived)."""
     plain_worker.ensure_running()
     wait_for_worker(api, plain_worker.hostname, online=True, timeout=20)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from tests.monitoring import plain_app
+from tests.monitoring.conftest import PlainWorker
 from tests.monitoring.helpers import Api, eventually, wait_final, wait_state
 
 
@@ -13,7 +14,9 @@ def _concurrency(api: Api, host: str) -> int:
     return next(w["info"]["concurrency"] for w in workers if w["hostname"] == host)
 
 
-def test_pool_grow_then_shrink_changes_concurrency(api, online_plain_worker):
+def test_pool_grow_then_shrink_changes_concurrency(
+    api: Api, online_plain_worker: PlainWorker
+) -> None:
     # given the plain worker's pool size
     host = online_plain_worker.hostname
     start = _concurrency(api, host)
@@ -28,7 +31,7 @@ def test_pool_grow_then_shrink_changes_concurrency(api, online_plain_worker):
     eventually(lambda: _concurrency(api, host), lambda n: n == start, timeout=10)
 
 
-def test_controls_need_the_admin_token(api, online_plain_worker):
+def test_controls_need_the_admin_token(api: Api, online_plain_worker: PlainWorker) -> None:
     host = online_plain_worker.hostname
     # given no token, then 401; a wrong one, 401; and nothing changed
     r = api.request("POST", f"/api/worker/pool/grow/{host}", admin=False)
@@ -41,7 +44,7 @@ def test_controls_need_the_admin_token(api, online_plain_worker):
     assert r.status_code == 401
 
 
-def test_revoke_terminates_a_running_task(api, online_plain_worker):
+def test_revoke_terminates_a_running_task(api: Api, online_plain_worker: PlainWorker) -> None:
     # given a long task that has started
     result = plain_app.nap.delay(60)
     wait_state(api, result.id, "STARTED")
@@ -54,7 +57,9 @@ def test_revoke_terminates_a_running_task(api, online_plain_worker):
     assert task["revoked"] is not None
 
 
-def test_retry_reruns_a_failed_task_with_the_same_arguments(api, online_plain_worker):
+def test_retry_reruns_a_failed_task_with_the_same_arguments(
+    api: Api, online_plain_worker: PlainWorker
+) -> None:
     # given a task that failed (it fails on its first run only)
     key = uuid.uuid4().hex
     failed = plain_app.flaky.delay(key)

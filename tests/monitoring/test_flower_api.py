@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.monitoring import plain_app
-from tests.monitoring.helpers import wait_final
+from tests.monitoring.conftest import PlainWorker
+from tests.monitoring.helpers import Api, wait_final
 
 # Field names from the example responses in Flower's API documentation.
 FLOWER_TASK_FIELDS = {
@@ -15,7 +16,9 @@ FLOWER_INFO_FIELDS = (FLOWER_TASK_FIELDS - {"uuid"}) | {"task-id"}
 FLOWER_WORKER_FIELDS = {"active_queues", "conf", "registered", "stats", "timestamp"}
 
 
-def test_task_endpoints_answer_in_flowers_shape(api, online_plain_worker):
+def test_task_endpoints_answer_in_flowers_shape(
+    api: Api, online_plain_worker: PlainWorker
+) -> None:
     done = plain_app.add.delay(20, 22)
     assert wait_final(api, done.id)["state"] == "SUCCESS"
 
@@ -40,7 +43,9 @@ def test_task_endpoints_answer_in_flowers_shape(api, online_plain_worker):
     assert api.request("GET", "/api/task/info/no-such-task").status_code == 404
 
 
-def test_apply_and_send_run_registered_tasks_only(api, online_plain_worker):
+def test_apply_and_send_run_registered_tasks_only(
+    api: Api, online_plain_worker: PlainWorker
+) -> None:
     body = api.post("/api/task/async-apply/plain.add", json={"args": [1, 2]})
     assert set(body) == {"task-id", "state"}
     assert wait_final(api, body["task-id"])["result"] == "3"
@@ -59,7 +64,9 @@ def test_apply_and_send_run_registered_tasks_only(api, online_plain_worker):
     assert r.status_code == 400
 
 
-def test_worker_endpoints_answer_in_flowers_shape(api, online_plain_worker):
+def test_worker_endpoints_answer_in_flowers_shape(
+    api: Api, online_plain_worker: PlainWorker
+) -> None:
     host = online_plain_worker.hostname
     workers = api.get("/api/workers", params={"workername": host})
     assert set(workers) == {host}

@@ -4,10 +4,14 @@ while no web process was up appear once one is back."""
 from __future__ import annotations
 
 from tests.monitoring import plain_app
-from tests.monitoring.helpers import eventually, wait_final
+from tests.monitoring.conftest import PlainWorker
+from tests.monitoring.helpers import Api, eventually, wait_final
+from tests.support import WebService
 
 
-def test_history_survives_sigkill_of_the_web_process(api, web, online_plain_worker):
+def test_history_survives_sigkill_of_the_web_process(
+    api: Api, web: WebService, online_plain_worker: PlainWorker
+) -> None:
     # given tasks the web has recorded
     before = [plain_app.add.delay(i, 100) for i in range(3)]
     for r in before:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import uuid
 
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
 from tests.monitoring import plain_app
-from tests.monitoring.helpers import wait_final, wait_state
+from tests.monitoring.conftest import PlainWorker
+from tests.monitoring.helpers import Api, wait_final, wait_state
+from tests.support import WebService
 
 
-def test_tasks_page_searches_and_follows_states_live(page, web, api, online_plain_worker):
+def test_tasks_page_searches_and_follows_states_live(
+    page: Page, web: WebService, api: Api, online_plain_worker: PlainWorker
+) -> None:
     tag = uuid.uuid4().hex[:8]
     done = [plain_app.greet.delay(f"{tag}-p{i}", user=i) for i in range(3)]
     failed = plain_app.boom.delay(f"{tag}-oops")
@@ -44,7 +48,9 @@ def test_tasks_page_searches_and_follows_states_live(page, web, api, online_plai
     expect(page.locator("#new-tasks")).to_be_visible()
 
 
-def test_task_page_retries_a_failed_task(admin_page, web, api, online_plain_worker):
+def test_task_page_retries_a_failed_task(
+    admin_page: Page, web: WebService, api: Api, online_plain_worker: PlainWorker
+) -> None:
     page = admin_page
     failed = plain_app.flaky.delay(uuid.uuid4().hex)
     wait_final(api, failed.id)
@@ -62,7 +68,9 @@ def test_task_page_retries_a_failed_task(admin_page, web, api, online_plain_work
     expect(page.locator('[data-fact="retries"] dd')).to_have_text("0")
 
 
-def test_worker_page_controls_and_dashboard_and_broker(admin_page, web, api, online_plain_worker):
+def test_worker_page_controls_and_dashboard_and_broker(
+    admin_page: Page, web: WebService, api: Api, online_plain_worker: PlainWorker
+) -> None:
     page = admin_page
     host = online_plain_worker.hostname
     # given the worker's page

@@ -7,6 +7,7 @@ import uuid
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.monitoring import plain_app
+from tests.monitoring.conftest import PlainWorker
 from tests.monitoring.helpers import Api, eventually, wait_final, wait_for_heartbeat
 
 
@@ -14,7 +15,9 @@ def _tasks(api: Api, **params: object) -> dict:
     return api.get("/api/tasks", params=params)
 
 
-def test_plain_tasks_show_with_their_states_and_worker(api, online_plain_worker):
+def test_plain_tasks_show_with_their_states_and_worker(
+    api: Api, online_plain_worker: PlainWorker
+) -> None:
     # given a worker of an app that only added `import workers.monitoring`
     host = online_plain_worker.hostname
     # when it runs a task that succeeds and one that fails
@@ -47,7 +50,7 @@ def test_plain_tasks_show_with_their_states_and_worker(api, online_plain_worker)
     assert info["rss"] > 0 and len(info["loadavg"]) == 3
 
 
-def test_search_filters_and_stable_pages(api, online_plain_worker):
+def test_search_filters_and_stable_pages(api: Api, online_plain_worker: PlainWorker) -> None:
     # given a batch of tasks with a tag only they carry
     tag = uuid.uuid4().hex[:8]
     sent = [plain_app.greet.delay(f"{tag}-g{i}", user=i) for i in range(12)]
@@ -91,7 +94,7 @@ def _samples(api: Api) -> dict[tuple[str, tuple], float]:
     return out
 
 
-def test_metrics_parse_and_counters_move(api, online_plain_worker):
+def test_metrics_parse_and_counters_move(api: Api, online_plain_worker: PlainWorker) -> None:
     # given the metrics now (once a heartbeat has counted every task run so far)
     host = online_plain_worker.hostname
     wait_for_heartbeat(api, host)

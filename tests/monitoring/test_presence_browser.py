@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import time
 
-from playwright.sync_api import expect
+from playwright.sync_api import Page, expect
 
-from tests.monitoring.helpers import wait_for_worker
+from tests.monitoring.conftest import PlainWorker
+from tests.monitoring.helpers import Api, wait_for_worker
+from tests.support import WebService
 
 OFFLINE_WITHIN = 5.0
 
 
 def test_worker_online_heartbeats_live_and_offline_within_5s_of_sigkill(
-    page, web, api, doomed_worker
-):
+    page: Page, web: WebService, api: Api, doomed_worker: PlainWorker
+) -> None:
     host = doomed_worker.hostname
     wait_for_worker(api, host, online=True, timeout=20)
     # given the workers page showing the worker online

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.monitoring.helpers import Api, eventually
-from tests.support import http
+from tests.support import WebService, WorkerService, http
 from tests.support.ws import watch_to_end
 
 LOOPS = {"hub", "recorder", "janitor", "monitor", "socket-warden"}
@@ -25,13 +24,15 @@ def samples(api: Api) -> Samples:
     }
 
 
-def serving_process(web: Any) -> str:
+def serving_process(web: WebService) -> str:
     """The label of the web server's app process (gunicorn's worker, its child)."""
     (child,) = psutil.Process(web.pid).children()
     return f"{socket.gethostname()}:{child.pid}"
 
 
-def test_delivered_and_recorded_counters_of_the_web_process_move(web, worker, api):
+def test_delivered_and_recorded_counters_of_the_web_process_move(
+    web: WebService, worker: WorkerService, api: Api
+) -> None:
     # given the web process's counters now
     process = serving_process(web)
     label = (("process", process),)
