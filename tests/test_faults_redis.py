@@ -74,7 +74,9 @@ def services(own: Platform) -> Iterator[tuple[WorkerService, WebService]]:
 
 
 @pytest.fixture
-def stack(ctl: RedisControl, services: tuple[WorkerService, WebService]) -> Iterator[Any]:
+def stack(
+    ctl: RedisControl, services: tuple[WorkerService, WebService]
+) -> Iterator[tuple[WorkerService, WebService]]:
     """Redis up and answering, worker and web running: before and after each test."""
     worker, web = services
     _heal(ctl)
@@ -156,7 +158,7 @@ def pubsub_clients(
 # -- 3. Redis restarted / unreachable -------------------------------------------------------
 @pytest.mark.parametrize("fault", ["restart", "unreachable_10s"])
 def test_redis_restarted_or_unreachable_mid_stream_client_ends_with_every_event_once(
-    fault: str, stack: Any, ctl: RedisControl, own_sql: Engine
+    fault: str, stack: tuple[WorkerService, WebService], ctl: RedisControl, own_sql: Engine
 ) -> None:
     worker, web = stack
     # given a client watching a job that streams 150 chunks
@@ -203,7 +205,7 @@ def test_redis_restarted_or_unreachable_mid_stream_client_ends_with_every_event_
 
 
 def test_redis_data_lost_mid_job_stale_resume_gets_reset_and_the_job_still_ends(
-    stack: Any, ctl: RedisControl, own_sql: Engine
+    stack: tuple[WorkerService, WebService], ctl: RedisControl, own_sql: Engine
 ) -> None:
     worker, web = stack
     # given a client that watched the first part of a job, its events recorded in SQL
@@ -245,7 +247,7 @@ def test_redis_data_lost_mid_job_stale_resume_gets_reset_and_the_job_still_ends(
 
 
 def test_each_data_loss_gives_a_new_epoch_even_when_the_same_process_publishes_first(
-    stack: Any, ctl: RedisControl
+    stack: tuple[WorkerService, WebService], ctl: RedisControl
 ) -> None:
     _, web = stack
     r = ctl.client()
@@ -263,7 +265,7 @@ def test_each_data_loss_gives_a_new_epoch_even_when_the_same_process_publishes_f
 
 
 def test_resuming_while_redis_is_down_gets_reset_and_the_connection_stays(
-    stack: Any, ctl: RedisControl
+    stack: tuple[WorkerService, WebService], ctl: RedisControl
 ) -> None:
     _, web = stack
     # given a client that followed a job to its end, and knows its last seq and epoch
@@ -315,7 +317,7 @@ def submit_to(url: str, queue: str, agent: str, **input: Any) -> str:
 
 
 def test_events_dropped_while_redis_is_away_are_counted_on_metrics(
-    stack: Any, ctl: RedisControl, own: Platform
+    stack: tuple[WorkerService, WebService], ctl: RedisControl, own: Platform
 ) -> None:
     _, web = stack
     # given a worker whose publisher buffers at most 20 events, on a queue of its own

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.client import PubSub
 
 from tests.support import Platform
 from workers.envelope import read_seq
@@ -36,7 +37,7 @@ def publisher(platform: Platform, redis_client: redis.Redis) -> Iterator[Publish
 
 
 @pytest.fixture
-def channel(publisher: Publisher, redis_client: redis.Redis) -> Iterator[Any]:
+def channel(publisher: Publisher, redis_client: redis.Redis) -> Iterator[PubSub]:
     sub = redis_client.pubsub(ignore_subscribe_messages=True)
     sub.subscribe(publisher.keys.events_channel)
     sub.get_message(timeout=1.0)  # the subscribe confirmation
@@ -50,7 +51,7 @@ def item(job: str, type_: str, data: dict[str, Any] | None = None) -> _Pending:
     return _Pending(job, packed, type_.startswith("job."))
 
 
-def received(sub: Any, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
+def received(sub: PubSub, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
     """The next `n` events on the channel (or fail after `timeout`); a message
     carries a batch's envelopes, one per line."""
     events: list[dict[str, Any]] = []
@@ -69,7 +70,7 @@ def replay_log(r: redis.Redis, pub: Publisher, job: str) -> list[dict[str, Any]]
 
 
 def test_interleaved_jobs_in_one_batch_get_their_own_seqs_states_and_log(
-    publisher: Publisher, channel: Any, redis_client: redis.Redis
+    publisher: Publisher, channel: PubSub, redis_client: redis.Redis
 ) -> None:
     # Given two jobs whose events are interleaved in one batch
     a, b = f"job-a-{uuid.uuid4()}", f"job-b-{uuid.uuid4()}"
@@ -116,7 +117,7 @@ def test_interleaved_jobs_in_one_batch_get_their_own_seqs_states_and_log(
 
 
 def test_a_final_state_sticks_and_a_late_received_does_not_undo_started(
-    publisher: Publisher, channel: Any
+    publisher: Publisher, channel: PubSub
 ) -> None:
     # Given a job that started, then was said received late (the heartbeat), then ended
     job = f"job-{uuid.uuid4()}"
@@ -148,7 +149,7 @@ def test_the_script_moves_states_as_the_python_rule_says_for_every_pair(
 
 
 def test_a_retried_batch_publishes_only_what_the_first_try_did_not(
-    publisher: Publisher, channel: Any, redis_client: redis.Redis
+    publisher: Publisher, channel: PubSub, redis_client: redis.Redis
 ) -> None:
     # Given a batch whose call ran in Redis although its caller saw an error,
     # and events emitted since, so the retry's batch is longer
@@ -167,7 +168,7 @@ def test_a_retried_batch_publishes_only_what_the_first_try_did_not(
 
 
 def test_after_redis_lost_a_job_its_seq_goes_on_from_what_the_publisher_saw(
-    publisher: Publisher, channel: Any, redis_client: redis.Redis
+    publisher: Publisher, channel: PubSub, redis_client: redis.Redis
 ) -> None:
     # Given a job with three events published
     job = f"job-{uuid.uuid4()}"
@@ -219,7 +220,7 @@ def test_a_capped_log_keeps_the_newest_events_and_reads_after_any_seq(
 
 
 def test_a_publisher_whose_connection_was_killed_and_script_flushed_goes_on(
-    publisher: Publisher, channel: Any, redis_client: redis.Redis
+    publisher: Publisher, channel: PubSub, redis_client: redis.Redis
 ) -> None:
     # Given a publisher that has published, then lost its connection and its script
     job = f"job-{uuid.uuid4()}"
@@ -239,7 +240,7 @@ def test_a_publisher_whose_connection_was_killed_and_script_flushed_goes_on(
 
 
 def test_plain_events_are_encoded_by_the_thread_and_bad_data_still_says_the_event(
-    publisher: Publisher, channel: Any
+    publisher: Publisher, channel: PubSub
 ) -> None:
     # Given a task's plain events, one of them with data that cannot be encoded
     job = f"job-{uuid.uuid4()}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from typing import Any
+from pathlib import Path
 
 from launcher.commands import REPO_ROOT, WORKER_READY, web_argv, worker_argv
 from launcher.net import free_port, http_ok, local_url, wait_until
@@ -31,7 +31,7 @@ class Service:
         return self.proc.running
 
     @property
-    def log_path(self) -> Any:
+    def log_path(self) -> Path:
         return self.proc.log_path
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
