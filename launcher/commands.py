@@ -27,7 +27,7 @@ def worker_argv(
     argv = [
         sys.executable, "-m", "celery", "-A", "workers", "worker",
         "-l", loglevel, "--concurrency", str(concurrency), "--hostname", hostname,
-    ]
+    ]  # fmt: skip
     if queues:
         argv += ["-Q", ",".join(queues)]
     return argv + list(extra)
@@ -47,7 +47,7 @@ def web_argv(
         sys.executable, "-m", "gunicorn", "-c", GUNICORN_CONF,
         "-k", "gevent", "-w", str(processes), "-b", bind_address(host, port),
         "--no-control-socket",  # its default path is per user: several servers would share it
-    ]
+    ]  # fmt: skip
     if graceful_timeout is not None:
         argv += ["--graceful-timeout", f"{graceful_timeout:g}"]
     return argv + [*extra, WEB_APP]

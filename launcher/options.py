@@ -51,26 +51,51 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", help="web server address (AGENTDECK_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="web server port (AGENTDECK_PORT, default 8000)")
-    p.add_argument("--data-dir", type=Path,
-                   help="SQLite file, Valkey data and logs "
-                   "(AGENTDECK_DATA_DIR, default .agentdeck)")
-    p.add_argument("--redis-port", type=int,
-                   help="port of the embedded Redis (AGENTDECK_REDIS_PORT, default: a free one)")
-    p.add_argument("--workers", "--concurrency", dest="concurrency", type=int,
-                   help="worker processes in the Celery pool (AGENTDECK_CONCURRENCY, "
-                   "default: CPU count, at most 8)")
-    p.add_argument("--worker-name",
-                   help="Celery worker hostname (AGENTDECK_WORKER_NAME, default agentdeck@%%h)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help="SQLite file, Valkey data and logs (AGENTDECK_DATA_DIR, default .agentdeck)",
+    )
+    p.add_argument(
+        "--redis-port",
+        type=int,
+        help="port of the embedded Redis (AGENTDECK_REDIS_PORT, default: a free one)",
+    )
+    p.add_argument(
+        "--workers",
+        "--concurrency",
+        dest="concurrency",
+        type=int,
+        help="worker processes in the Celery pool (AGENTDECK_CONCURRENCY, "
+        "default: CPU count, at most 8)",
+    )
+    p.add_argument(
+        "--worker-name",
+        help="Celery worker hostname (AGENTDECK_WORKER_NAME, default agentdeck@%%h)",
+    )
     p.add_argument("--queues", help="comma-separated queues to consume (default: Celery's)")
-    p.add_argument("--web-processes", type=int, default=1,
-                   help="gunicorn processes (default 1; each holds thousands of WebSockets)")
+    p.add_argument(
+        "--web-processes",
+        type=int,
+        default=1,
+        help="gunicorn processes (default 1; each holds thousands of WebSockets)",
+    )
     p.add_argument("--no-worker", action="store_true", help="do not start a Celery worker")
     p.add_argument("--no-web", action="store_true", help="do not start the web server")
     p.add_argument("--startup-timeout", type=float, default=60.0, metavar="SECONDS")
-    p.add_argument("--stop-timeout", type=float, default=15.0, metavar="SECONDS",
-                   help="how long children get to stop after SIGTERM before SIGKILL")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="do not echo the children's output (it is always in the logs)")
+    p.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=15.0,
+        metavar="SECONDS",
+        help="how long children get to stop after SIGTERM before SIGKILL",
+    )
+    p.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="do not echo the children's output (it is always in the logs)",
+    )
     p.add_argument(
         "--insecure-no-auth",
         action="store_true",

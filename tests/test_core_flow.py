@@ -154,9 +154,7 @@ def test_idempotency_key_gives_one_job(web: WebService, worker: WorkerService) -
 
 def test_agents_are_served_with_their_json_schema(web: WebService) -> None:
     # when the agents are listed
-    agents = {
-        a["name"]: a for a in http.get(f"{web.url}/api/agents", timeout=10).json()["agents"]
-    }
+    agents = {a["name"]: a for a in http.get(f"{web.url}/api/agents", timeout=10).json()["agents"]}
     # then the built-ins are there with schemas from their type hints
     echo = agents["echo"]["input_schema"]
     assert echo["properties"]["text"]["type"] == "string"

@@ -49,12 +49,15 @@ def test_launcher_refuses_a_network_address_without_an_admin(
     tmp_path: Path, output_dir: Path
 ) -> None:
     # given a fresh data directory and no admin token
-    env = {k: v for k, v in os.environ.items()
-           if k not in PLATFORM_VARS and k != "AGENTDECK_ADMIN_TOKEN"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PLATFORM_VARS and k != "AGENTDECK_ADMIN_TOKEN"
+    }
     argv = [
         sys.executable, "-m", "launcher", "--host", "0.0.0.0", "--port", str(free_port()),
         "--redis-port", str(free_port()), "--data-dir", str(tmp_path / "data"), "--no-worker",
-    ]
+    ]  # fmt: skip
     launcher = ManagedProcess(
         "launcher-open", argv, env=env, cwd=REPO_ROOT, log_path=output_dir / "launcher-open.log"
     )

@@ -31,8 +31,12 @@ def test_fresh_sqlite_upgrade_matches_models(tmp_path: Path) -> None:
         with engine.connect() as conn:
             assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         index_names = {ix["name"] for ix in inspect(engine).get_indexes("jobs")}
-        assert {"ix_jobs_created", "ix_jobs_state_created", "ix_jobs_agent_created",
-                "ix_jobs_name_created"} <= index_names
+        assert {
+            "ix_jobs_created",
+            "ix_jobs_state_created",
+            "ix_jobs_agent_created",
+            "ix_jobs_name_created",
+        } <= index_names
     finally:
         engine.dispose()
 

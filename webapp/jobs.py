@@ -241,8 +241,6 @@ def _decode_cursor(cursor: str) -> tuple[float, str]:
         raise ApiError(400, "bad_cursor", "the cursor is not one this API gave out") from None
 
 
-
-
 def list_jobs(svc: Services, args: dict[str, str], viewer: Principal) -> dict[str, Any]:
     limit = min(int_arg("limit", args.get("limit"), 50, 1, MAX_INT), MAX_PAGE)
     filters: list[Any] = []  # all but the state: the per-state counts follow them

@@ -41,6 +41,8 @@ def _flag(env: dict[str, str], name: str) -> bool:
     if raw in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name} must be 1 or 0, got {raw!r}")
+
+
 def _names(env: dict[str, str], name: str) -> tuple[str, ...]:
     """A comma-separated list, blanks dropped."""
     return tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())

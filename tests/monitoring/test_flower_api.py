@@ -16,9 +16,7 @@ FLOWER_INFO_FIELDS = (FLOWER_TASK_FIELDS - {"uuid"}) | {"task-id"}
 FLOWER_WORKER_FIELDS = {"active_queues", "conf", "registered", "stats", "timestamp"}
 
 
-def test_task_endpoints_answer_in_flowers_shape(
-    api: Api, online_plain_worker: PlainWorker
-) -> None:
+def test_task_endpoints_answer_in_flowers_shape(api: Api, online_plain_worker: PlainWorker) -> None:
     done = plain_app.add.delay(20, 22)
     assert wait_final(api, done.id)["state"] == "SUCCESS"
 
