@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from webapp.lost_workers import LostWorkers
     from webapp.monitor.latency import DeliveryLatency
     from webapp.recorder import Recorder, WakeRecorder
+    from webapp.waits import Waker
     from workers.celery_app import app as celery_app  # also connects before_task_publish
     from workers.runtime import load_agents
 
@@ -59,7 +60,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     _register_blueprints(app)
     monitor = init_monitor(app)  # Flower-style monitoring (webapp/monitor/)
     # Every hook of the app (hub: on_envelope; janitor: every_tick, every_scan).
-    hooks.add(WakeRecorder(recorder), DeliveryLatency(monitor.latency), LostWorkers(svc))
+    hooks.add(
+        WakeRecorder(recorder), DeliveryLatency(monitor.latency), LostWorkers(svc), Waker(svc)
+    )
     # Every background thread of the app.
     svc.loops.add(hub, recorder, svc.janitor, monitor, SocketWarden(hub, svc.accounts))
     if background:

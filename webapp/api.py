@@ -11,9 +11,11 @@ from webapp import jobs
 from webapp.auth.guard import current_principal, require
 from webapp.auth.roles import Role
 from webapp.body import json_body
+from webapp.errors import ApiError
 from webapp.params import MAX_INT, int_arg
 from webapp.replay import events_since
 from webapp.services import services, text
+from workers.durable.store import steps_of
 from workers.runtime import load_agents
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -44,7 +46,9 @@ def get_job(job_id: str) -> Any:
     svc = services()
     viewer = current_principal()
     job = jobs.fresh_state(svc, jobs.get_job(svc, job_id, viewer))
-    return jsonify(jobs.job_to_dict(job, viewer))
+    body = jobs.job_to_dict(job, viewer)
+    body["steps"] = steps_of(svc.sessions, job_id)  # recorded steps of a durable run
+    return jsonify(body)
 
 
 @bp.get("/jobs/<job_id>/events")
@@ -78,7 +82,12 @@ def cancel_job(job_id: str) -> Any:
 @bp.post("/jobs/<job_id>/retry")
 def retry_job(job_id: str) -> Any:
     actor = current_principal()
-    return jsonify(jobs.job_to_dict(jobs.retry(services(), job_id, actor), actor)), 202
+    body = json_body() if request.content_length else {}
+    start = body.get("from", "start") if isinstance(body, dict) else None
+    if start not in ("start", "failure"):
+        raise ApiError(422, "invalid_input", '"from" must be "start" or "failure"', field="from")
+    job = jobs.retry(services(), job_id, actor, from_failure=start == "failure")
+    return jsonify(jobs.job_to_dict(job, actor)), 202
 
 
 @bp.post("/jobs/<job_id>/input")

@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from webapp.loops import Loop
 from webapp.services import Services, text
+from workers.durable.store import not_suspended
 from workers.events import FINAL_EVENT, FINAL_STATES, JobState
 from workers.hooks import Hooks
 from workers.models import Job
@@ -74,7 +75,7 @@ class Janitor(Loop):
         with self.svc.sessions() as s:
             rows = s.execute(
                 select(Job.id, Job.updated_at, Job.created_at, Job.last_seq, Job.state)
-                .where(Job.state.in_(open_states))
+                .where(Job.state.in_(open_states), not_suspended())
                 .order_by(Job.created_at)
                 .limit(BATCH)
             ).all()

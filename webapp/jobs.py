@@ -8,6 +8,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ import redis
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from webapp import waits
 from webapp.auth.roles import Principal
 from webapp.broker_pool import send_task
 from webapp.errors import ApiError
@@ -23,6 +25,7 @@ from webapp.monitor.broadcasts import revoke_task
 from webapp.params import MAX_INT, int_arg
 from webapp.queues import check_queue
 from webapp.services import Services
+from workers.durable import store
 from workers.envelope import EnvelopeError, decode
 from workers.events import FINAL_STATES, EventType, JobState
 from workers.models import Job
@@ -113,7 +116,11 @@ class Submission:
 
 
 def submit(
-    svc: Services, sub: Submission, owner: Principal, retry_of: str | None = None
+    svc: Services,
+    sub: Submission,
+    owner: Principal,
+    retry_of: str | None = None,
+    before_send: Callable[[str], None] | None = None,
 ) -> tuple[Job, bool]:
     """Store and send a job owned by `owner`; returns (job, created). An idempotency key
     the same owner used before returns the job it made, with created False."""
@@ -151,6 +158,8 @@ def submit(
             raise
         return existing, False
     svc.hub.owners.note(job.id, job.owner_id)
+    if before_send is not None:
+        before_send(job.id)
     soft, hard = spec.time_limits(svc.settings.run_time_limit)
     options: dict[str, Any] = {"task_id": job.id, "soft_time_limit": soft, "time_limit": hard}
     if sub.queue:
@@ -297,15 +306,29 @@ def cancel(svc: Services, job_id: str, actor: Principal) -> Job:
     job = get_changeable_job(svc, job_id, actor)
     if JobState(fresh_state(svc, job).state) in FINAL_STATES:
         raise ApiError(409, "already_finished", f"job {job_id} is already {job.state}")
+    _cancel(svc, job_id)
+    return job
+
+
+def _cancel(svc: Services, job_id: str) -> None:
     keys = svc.settings.keys
     svc.redis.set(keys.cancel(job_id), "1", ex=svc.settings.replay_ttl_seconds)
-    # Not started yet: the worker drops it on receipt. Started: the agent sees
-    # the flag at its next check; if it has not stopped soon, terminate it.
-    revoke_task(svc, job_id)
-    timer = threading.Timer(FORCE_CANCEL_AFTER, _force_cancel, args=(svc, job_id))
-    timer.daemon = True
-    timer.start()
-    return job
+    if not waits.cancel_suspended(svc, job_id):
+        # Not started yet: the worker drops it on receipt. Started: the agent sees
+        # the flag at its next check; if it has not stopped soon, terminate it.
+        revoke_task(svc, job_id)
+        timer = threading.Timer(FORCE_CANCEL_AFTER, _force_cancel, args=(svc, job_id))
+        timer.daemon = True
+        timer.start()
+    # A parent's children go with it.
+    with svc.sessions() as s:
+        open_children = s.scalars(
+            select(Job.id).where(
+                Job.parent_id == job_id, Job.state.not_in([st.value for st in FINAL_STATES])
+            )
+        ).all()
+    for child in open_children:
+        _cancel(svc, child)
 
 
 def _force_cancel(svc: Services, job_id: str) -> None:
@@ -314,26 +337,31 @@ def _force_cancel(svc: Services, job_id: str) -> None:
         revoke_task(svc, job_id, terminate=True, signal="SIGTERM")
 
 
-def retry(svc: Services, job_id: str, actor: Principal) -> Job:
-    """A new run of the same agent and input, owned by whoever asked for it."""
+def retry(svc: Services, job_id: str, actor: Principal, from_failure: bool = False) -> Job:
+    """A new run of the same agent and input, owned by whoever asked for it: from the
+    start, or (`from_failure`) replaying the old run's recorded steps up to the one that
+    failed, which runs again."""
     old = get_changeable_job(svc, job_id, actor)
     if old.agent is None:
         raise ApiError(409, "not_an_agent_job", "only agent jobs can be retried here")
+
+    def replay_old_steps(new_id: str) -> None:
+        store.copy_until_failure(svc.sessions, old.id, new_id)
+
     job, _ = submit(
         svc,
         Submission(old.agent, old.input or {}, old.queue, old.priority),
         actor,
         retry_of=old.id,
+        before_send=replay_old_steps if from_failure else None,
     )
     return job
 
 
 def answer(svc: Services, job_id: str, body: Any, actor: Principal) -> Job:
+    """Answer the job's open question: checked against its schema, then the run resumes."""
     job = fresh_state(svc, get_changeable_job(svc, job_id, actor))
     if not isinstance(body, dict) or "answer" not in body:
         raise ApiError(422, "invalid_input", 'the body must be {"answer": ...}', field="answer")
-    if job.state != JobState.WAITING:
-        raise ApiError(409, "not_waiting", f"job {job_id} is not waiting for input")
-    svc.redis.rpush(svc.settings.keys.answer(job_id), json.dumps(body["answer"]))
-    svc.redis.expire(svc.settings.keys.answer(job_id), svc.settings.replay_ttl_seconds)
+    waits.answer(svc, job_id, body["answer"], live_waiting=job.state == JobState.WAITING)
     return job

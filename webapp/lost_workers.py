@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from webapp.services import Services, text
+from workers.durable.store import not_suspended
 from workers.events import EventType, JobState
 from workers.hooks import Hook
 from workers.models import Job
@@ -79,7 +80,10 @@ def check_vanished_workers(svc: Services, quiet_for: float = VANISHED_AFTER) -> 
         hosts = s.scalars(
             select(Job.worker)
             .where(
-                Job.state.in_(OPEN_ON_A_WORKER), Job.updated_at < cutoff, Job.worker.is_not(None)
+                Job.state.in_(OPEN_ON_A_WORKER),
+                Job.updated_at < cutoff,
+                Job.worker.is_not(None),
+                not_suspended(),
             )
             .distinct()
         ).all()
@@ -94,7 +98,7 @@ def handle_lost_worker(svc: Services, host: str) -> int:
     with svc.sessions() as s:
         jobs = s.execute(
             select(Job.id, Job.agent, Job.last_seq, Job.state).where(
-                Job.worker == host, Job.state.in_(OPEN_ON_A_WORKER)
+                Job.worker == host, Job.state.in_(OPEN_ON_A_WORKER), not_suspended()
             )
         ).all()
     if not jobs:

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import redis
+from pydantic import BaseModel
 
+from workers.durable.runner import Cancelled, DurableRun, model_schema
 from workers.events import EventType
 from workers.publisher import Publisher
 
 CANCEL_CHECK_INTERVAL = 0.1
+SUSPEND_SLEEPS_FROM = 10.0  # seconds: a sleep this long frees the worker
+T = TypeVar("T")
 
 
 class JobCancelled(Exception):
@@ -41,6 +44,7 @@ class Context:
     agent: str
     publisher: Publisher
     redis: redis.Redis
+    durable: DurableRun | None = None
     _last_check: float = 0.0
     _cancelled: bool = False
     _steps: list[str] = field(default_factory=list)
@@ -116,28 +120,80 @@ class Context:
         if self.cancelled:
             raise JobCancelled(self.job_id)
 
-    def sleep(self, seconds: float) -> None:
-        """Sleep in small slices, stopping at once if the job is cancelled."""
+    def sleep(self, seconds: float, suspend: bool | None = None) -> None:
+        """Sleep, stopping at once if the job is cancelled. From `SUSPEND_SLEEPS_FROM`
+        seconds on (or with `suspend=True`) the run is suspended instead, freeing its
+        worker (see `sleep_until`); `suspend=False` always sleeps on the worker."""
+        if suspend is None:
+            suspend = seconds >= SUSPEND_SLEEPS_FROM
+        if suspend and self.durable is not None:
+            self.sleep_until(time.time() + seconds)
+            return
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
             self.check_cancelled()
             time.sleep(min(left, CANCEL_CHECK_INTERVAL))
         self.check_cancelled()
 
-    # -- a person in the loop -------------------------------------------------
-    def ask(self, question: str, timeout: float = 3600.0) -> Any:
-        """Ask a person; blocks (checking cancellation) until answered over REST."""
-        self._emit(EventType.INPUT_REQUESTED, {"question": question})
-        key = self.publisher.keys.answer(self.job_id)
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            self.check_cancelled()
-            got = self.redis.blpop([key], timeout=1)
-            if got is not None:
-                answer = json.loads(got[1])
-                self._emit(EventType.INPUT_RECEIVED, {"answer": answer})
-                return answer
-        raise TimeoutError(f"no answer to {question!r} within {timeout}s")
+    # -- durable steps: recorded, replayed, suspended (workers/durable) -----------------
+    def _run(self) -> DurableRun:
+        if self.durable is None:
+            raise RuntimeError("recorded steps and waits need a job run by agentdeck.run_agent")
+        return self.durable
+
+    def run(self, name: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn(*args, **kwargs)` once: its JSON result (or its error) is recorded, and
+        every later execution of this run returns it without calling `fn` again."""
+        self.check_cancelled()
+        return cast(T, self._run().run(name, fn, *args, **kwargs))
+
+    def run_tool(self, tool: str, fn: Callable[..., T], **args: Any) -> T:
+        """A recorded tool call: `tool.called` / `tool.returned`, run once like `run`."""
+        self.check_cancelled()
+        return cast(T, self._run().run_tool(tool, fn, args))
+
+    def ask(
+        self,
+        question: str,
+        schema: type[BaseModel] | dict[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Ask a person. The run is suspended (its worker takes other jobs) until the
+        answer comes over `POST /api/jobs/<id>/input`, validated against `schema` (a JSON
+        Schema or a pydantic model, whose instance is returned); then it resumes here.
+        With `timeout` (seconds), no answer by then raises TimeoutError."""
+        self.check_cancelled()
+        try:
+            answer = self._run().ask(question, model_schema(schema), timeout)
+        except Cancelled:
+            raise JobCancelled(self.job_id) from None
+        if isinstance(schema, type) and issubclass(schema, BaseModel):
+            return schema.model_validate(answer)
+        return answer
+
+    def sleep_until(self, until: float) -> None:
+        """Suspend the run until the time `until` (seconds since the epoch)."""
+        self.check_cancelled()
+        try:
+            self._run().sleep_until(until)
+        except Cancelled:
+            raise JobCancelled(self.job_id) from None
+
+    def spawn(self, agent: str, input: dict[str, Any] | None = None) -> str:
+        """Submit a child job (its `parent_id` is this job); its id. Made once per run."""
+        self.check_cancelled()
+        return self._run().spawn(agent, dict(input or {}))
+
+    def wait(self, children: str | list[str]) -> Any:
+        """Suspend until the child jobs have ended; their results, in order (one id: its
+        result). A child that did not succeed raises ChildFailed naming it."""
+        self.check_cancelled()
+        ids = [children] if isinstance(children, str) else list(children)
+        try:
+            results = self._run().wait(ids)
+        except Cancelled:
+            raise JobCancelled(self.job_id) from None
+        return results[0] if isinstance(children, str) else results
 
 
 class AgentLogHandler(logging.Handler):

@@ -59,6 +59,9 @@ class EventType(StrEnum):
     TOOL_RETURNED = "tool.returned"
     INPUT_REQUESTED = "input.requested"
     INPUT_RECEIVED = "input.received"
+    JOB_SUSPENDED = "job.suspended"  # the run ended while it waits; no worker holds it
+    JOB_RESUMED = "job.resumed"  # the wait is over: the run is queued again
+    CHILD_SPAWNED = "child.spawned"
 
 
 # Events of these types are the `jobs` topic's (lifecycle events).
@@ -72,7 +75,8 @@ STATE_AFTER: dict[EventType, JobState] = {
     EventType.JOB_RETRYING: JobState.RETRY,
     EventType.JOB_WAITING: JobState.WAITING,
     EventType.INPUT_REQUESTED: JobState.WAITING,
-    EventType.INPUT_RECEIVED: JobState.STARTED,
+    EventType.JOB_SUSPENDED: JobState.WAITING,
+    EventType.JOB_RESUMED: JobState.PENDING,
     EventType.JOB_SUCCEEDED: JobState.SUCCESS,
     EventType.JOB_FAILED: JobState.FAILURE,
     EventType.JOB_CANCELLED: JobState.REVOKED,

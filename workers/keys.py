@@ -29,9 +29,10 @@ class Keys:
         """List: answers to the job's input requests."""
         return f"{self.prefix}answer:{job}"
 
-    def deliveries(self, job: str) -> str:
-        """Counter: how many times a worker began running the job (redeliveries cap)."""
-        return f"{self.prefix}deliveries:{job}"
+    def deliveries(self, job: str, run: int = 0) -> str:
+        """Counter: how many times a worker began running the job's run number `run`
+        (redeliveries cap; a resumed run starts a count of its own)."""
+        return f"{self.prefix}deliveries:{job}" + (f":{run}" if run else "")
 
     def restores(self, job: str) -> str:
         """Counter: how many times the janitor put a lost job's message back."""

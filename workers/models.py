@@ -46,6 +46,9 @@ class Job(Base):
     priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     owner_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: plain task
+    # Durable runs: which run of the job may go on (a resumption adds one; a message of
+    # an older run, redelivered late, stops at once).
+    run_no: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     retry_of: Mapped[str | None] = mapped_column(String(64), nullable=True)
     parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     root_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -83,6 +86,27 @@ class EventRow(Base):
     ts: Mapped[float] = mapped_column(Float)
     state: Mapped[str] = mapped_column(String(16))
     data: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class RunStep(Base):
+    """A recorded step of a durable run: what `ctx.run`, `ctx.ask`, `ctx.sleep`,
+    `ctx.spawn` and `ctx.wait` did, so a resumed or replayed run returns it at once."""
+
+    __tablename__ = "run_steps"
+
+    job_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # run | tool | ask | sleep | spawn | wait
+    status: Mapped[str] = mapped_column(String(16))  # done | failed | waiting | cancelled
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail: Mapped[Any] = mapped_column(JSON, nullable=True)  # question and schema, children
+    wake_at: Mapped[float | None] = mapped_column(Float, nullable=True)  # sleeps, ask timeouts
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+    __table_args__ = (Index("ix_run_steps_waiting", "status", "kind", "wake_at"),)
 
 
 class User(Base):

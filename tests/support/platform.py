@@ -37,7 +37,7 @@ EXPORTED = (
     "AGENTDECK_ADMIN_TOKEN",
     "AGENTDECK_AGENT_MODULES",
 )
-TEST_AGENTS = "tests.fault_agents"
+TEST_AGENTS = "tests.fault_agents,tests.durable_agents"
 
 
 @dataclass

@@ -38,13 +38,15 @@ def test_each_lifecycle_event_moves_its_job_to_the_documented_state() -> None:
         "job.retrying": "RETRY",
         "job.waiting": "WAITING",
         "input.requested": "WAITING",
-        "input.received": "STARTED",
+        "job.suspended": "WAITING",  # a durable run's wait: no worker holds it
+        "job.resumed": "PENDING",  # the wait is over: queued to run on
         "job.succeeded": "SUCCESS",
         "job.failed": "FAILURE",
         "job.cancelled": "REVOKED",
     }
-    # job.lost and the chatter keep the state
+    # job.lost, the answer itself and the chatter keep the state
     assert EventType.JOB_LOST not in STATE_AFTER
+    assert EventType.INPUT_RECEIVED not in STATE_AFTER
     assert EventType.OUTPUT not in STATE_AFTER
 
 

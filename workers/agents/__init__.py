@@ -37,9 +37,9 @@ def fail(ctx: Context, message: str) -> None:
     raise RuntimeError(message)
 
 
-@agent(description="Sleeps `seconds` in small slices, stopping if cancelled.")
+@agent(description="Sleeps `seconds` on its worker (holding it), stopping if cancelled.")
 def sleep(ctx: Context, seconds: Seconds) -> float:
-    ctx.sleep(seconds)
+    ctx.sleep(seconds, suspend=False)
     return seconds
 
 

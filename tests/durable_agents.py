@@ -1,0 +1,84 @@
+"""Agents for the durable-run tests. Each counts its real executions of a step in Redis
+(`durable:<marker>:<step>`), so a test can tell a replay from a second run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from typing import Any
+
+from pydantic import BaseModel
+
+from workers.context import Context
+from workers.runtime import agent
+
+
+def _counted(ctx: Context, marker: str, step: str, value: Any = None) -> Any:
+    ctx.redis.incr(f"durable:{marker}:{step}")
+    return value if value is not None else step
+
+
+class Decision(BaseModel):
+    approve: bool
+    note: str = ""
+
+
+@agent(description="Two recorded steps, a typed question, one more step.")
+def steps_then_ask(ctx: Context, marker: str) -> dict[str, Any]:
+    a = ctx.run("draft", _counted, ctx, marker, "draft", {"text": "draft 1"})
+    b = ctx.run_tool("lookup", lambda **kw: _counted(ctx, marker, "lookup", kw), q="x")
+    decision = ctx.ask("approve the draft?", schema=Decision)
+    c = ctx.run("act", _counted, ctx, marker, "act", "acted" if decision.approve else "dropped")
+    return {"draft": a, "lookup": b, "approve": decision.approve, "act": c}
+
+
+@agent(description="Sleeps until `seconds` from its first run, without a worker.")
+def nap(ctx: Context, marker: str, seconds: float = 2.0) -> float:
+    started = ctx.run("start", lambda: time.time())
+    ctx.sleep_until(started + seconds)
+    _counted(ctx, marker, "after")
+    return time.time() - started
+
+
+@agent(description="Spawns echo children and returns their results.")
+def parent_of(ctx: Context, texts: list[str], fail_one: bool = False) -> list[Any]:
+    kids = [ctx.spawn("echo", {"text": t, "steps": 1, "delay": 0}) for t in texts]
+    if fail_one:
+        kids.append(ctx.spawn("fail", {"message": "child says no"}))
+    return list(ctx.wait(kids))
+
+
+@agent(description="Step two fails until the flag `durable:<marker>:fixed` is set.")
+def fails_at_two(ctx: Context, marker: str) -> str:
+    ctx.run("one", _counted, ctx, marker, "one")
+
+    def two() -> str:
+        _counted(ctx, marker, "two")
+        if not ctx.redis.exists(f"durable:{marker}:fixed"):
+            raise RuntimeError("step two is broken")
+        return "two"
+
+    ctx.run("two", two)
+    return "done"
+
+
+@agent(description="Asks, then asks for steps named by a Redis value (changed between runs).")
+def shifty(ctx: Context, marker: str) -> str:
+    raw = ctx.redis.get(f"durable:{marker}:name")
+    name = raw.decode() if isinstance(raw, bytes) else str(raw or "first")
+    ctx.run(name, lambda: name)
+    ctx.ask("go on?")
+    return name
+
+
+@agent(description="Records a step, then its process dies (once) inside the next one.")
+def dies_in_two(ctx: Context, marker: str) -> str:
+    ctx.run("one", _counted, ctx, marker, "one")
+
+    def two() -> str:
+        if ctx.redis.incr(f"durable:{marker}:two") == 1:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "two"
+
+    return str(ctx.run("two", two))
