@@ -86,11 +86,10 @@ def flower_task(job: Job) -> dict[str, Any]:
 
 
 def flower_info(job: Job, children: list[str]) -> dict[str, Any]:
-    """/api/task/info/<id>: the task's fields but `uuid`, plus `task-id`."""
+    """/api/task/info/<id>: the task's fields (Celery's `Task.as_dict()`, as Flower 2.2
+    answers: `uuid`, no `task-id`), with its children."""
     out = flower_task(job)
-    out.pop("uuid")
     out["children"] = children
-    out["task-id"] = job.id
     return out
 
 
