@@ -37,7 +37,7 @@ def ask(ctx: Context, question: str = "continue?") -> object:
 
 @agent(description="Sleeps `seconds`, past its 1 s time limit.", time_limit=1)
 def overrun(ctx: Context, seconds: float = 30) -> float:
-    ctx.sleep(seconds)
+    ctx.sleep(seconds, suspend=False)  # on the worker: the time limit must catch it
     return seconds
 
 
