@@ -175,6 +175,30 @@ def test_a_question_without_a_schema_takes_free_text(
     )
 
 
+def test_a_sleeping_run_says_until_when_and_wakes_live(
+    page: Page, web: WebService, worker: WorkerService, rest: Rest
+) -> None:
+    # Given a run that sleeps 3 s without a worker, in its run view
+    job_id = rest.submit("nap", {"marker": uuid.uuid4().hex, "seconds": 3})["id"]
+    open_run_view(page, web.url, job_id)
+
+    # Then the header says it sleeps, until when, holding no worker
+    expect_suspended(page, "sleep")
+    expect(page.locator("#suspended")).to_contain_text("sleeping until")
+    expect(page.locator("#suspended .susp-until")).to_contain_text("Wakes")
+    suspended = page.locator("#timeline li[data-type='job.suspended'] .ev-sum")
+    expect(suspended).to_contain_text("sleeping until")
+
+    # And when its time comes it resumes and ends, saying how long it slept
+    expect_state(page, "SUCCESS")
+    resumed = page.locator("#timeline li[data-type='job.resumed'] .ev-sum")
+    expect(resumed).to_have_text(re.compile(r"^woke up · waited \d+\.\d+ s · run 1$"))
+    waited = re.search(r"waited ([\d.]+) s", resumed.inner_text())
+    # (from when the wait was recorded, a moment after the 3 s began)
+    assert waited is not None and float(waited.group(1)) >= 2.5, resumed.inner_text()
+    expect(page.locator("#suspended")).to_be_hidden()
+
+
 def test_a_parent_lists_its_children_live_and_each_links_back(
     page: Page, web: WebService, worker: WorkerService, rest: Rest, screenshots: Path
 ) -> None:
