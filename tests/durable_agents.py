@@ -82,3 +82,25 @@ def dies_in_two(ctx: Context, marker: str) -> str:
         return "two"
 
     return str(ctx.run("two", two))
+
+
+SCORE = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "minimum": 1, "maximum": 5, "title": "Score"},
+        "why": {"type": "string", "title": "Why"},
+    },
+    "required": ["score"],
+}
+
+
+@agent(description="Asks for a score from 1 to 5 (a JSON Schema question) and returns it.")
+def asks_for_a_score(ctx: Context) -> Any:
+    ctx.run("draft", lambda: "draft")
+    return ctx.ask("how good is the draft?", schema=SCORE)
+
+
+@agent(description="Spawns `n` sleep children (each holding a worker `seconds`), waits for them.")
+def waits_for_sleepers(ctx: Context, n: int = 2, seconds: float = 1.5) -> list[Any]:
+    kids = [ctx.spawn("sleep", {"seconds": seconds}) for _ in range(n)]
+    return list(ctx.wait(kids))

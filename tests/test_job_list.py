@@ -40,3 +40,22 @@ def test_the_list_shows_events_the_recorder_has_not_stored_yet(app: Flask) -> No
     # Then the row already has the state the job is in
     (row,) = body["jobs"]
     assert (row["id"], row["state"]) == (job_id, "FAILURE")
+
+
+def test_the_parent_filter_lists_a_jobs_children_and_no_other_job(app: Flask) -> None:
+    # Given a parent with two child rows, and another job with a child of its own
+    svc: Services = app.extensions["agentdeck"]
+    parent, other = f"parent-{uuid.uuid4()}", f"other-{uuid.uuid4()}"
+    kids = [f"kid-{uuid.uuid4()}" for _ in range(2)]
+    now = time.time()
+    with Session(svc.engine) as s, s.begin():
+        for job_id, of in [(parent, None), (other, None), *((k, parent) for k in kids),
+                           (f"kid-{uuid.uuid4()}", other)]:  # fmt: skip
+            s.add(Job(id=job_id, name="agentdeck.run_agent", agent="echo", state="SUCCESS",
+                      input={}, retries=0, last_seq=0, created_at=now, parent_id=of))  # fmt: skip
+    # When the list is filtered by the parent
+    body = app.test_client().get(f"/api/jobs?parent={parent}", headers=auth_headers()).get_json()
+    # Then it holds the parent's children only, and counts them
+    assert sorted(j["id"] for j in body["jobs"]) == sorted(kids)
+    assert {j["parent_id"] for j in body["jobs"]} == {parent}
+    assert body["counts"]["SUCCESS"] == 2

@@ -61,8 +61,12 @@ def apply_event(job: Job, event: Event) -> None:
         job.args = d.get("args", job.args)
         job.kwargs = d.get("kwargs", job.kwargs)
         job.queue = d.get("queue") or job.queue
-        job.parent_id = d.get("parent_id") if d.get("parent_id") != job.id else None
-        job.root_id = d.get("root_id") or job.root_id
+        # A run sent by the web (a resumed durable run) names no parent and itself as its
+        # root, and a retry sent from inside the task names itself its parent: the job
+        # keeps the parent and root it has.
+        if d.get("parent_id") and d["parent_id"] != job.id:
+            job.parent_id = d["parent_id"]
+        job.root_id = job.root_id or d.get("root_id")
         job.created_at = job.created_at or event.ts
     elif t == EventType.JOB_RECEIVED:
         job.received_at = event.ts

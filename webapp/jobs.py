@@ -257,6 +257,8 @@ def list_jobs(svc: Services, args: dict[str, str], viewer: Principal) -> dict[st
         filters.append(Job.owner_id == owner)
     if agent := args.get("agent"):
         filters.append(Job.agent == agent)
+    if parent := args.get("parent"):
+        filters.append(Job.parent_id == parent)
     if kind := args.get("kind"):
         if kind == "agent":
             filters.append(Job.agent.is_not(None))

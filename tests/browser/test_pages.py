@@ -211,15 +211,19 @@ def test_a_question_from_the_agent_is_answered_from_the_run_view(
     # Then the page shows it WAITING with the question, as text
     expect_state(page, "WAITING")
     expect(page.locator("#ask-panel")).to_be_visible()
-    expect(page.locator("#ask-question")).to_have_text("<b>Deploy</b> to production?")
+    question = page.locator("#questions li.q .question")
+    expect(question).to_have_text("<b>Deploy</b> to production?")
+    assert page.locator("#questions b").count() == 0
 
     # When the answer is typed and sent
     page.fill("#ask-answer", "yes, go")
     page.click("#ask-send")
 
-    # Then the job carries on to SUCCESS with the answer as its result
+    # Then the job carries on to SUCCESS with the answer as its result, and the
+    # question stays in view with its answer, its form gone
     expect_state(page, "SUCCESS")
-    expect(page.locator("#ask-panel")).to_be_hidden()
+    expect(page.locator("#questions li.q[data-status=answered] .q-answer")).to_have_text("yes, go")
+    expect(page.locator("#ask-form")).to_have_count(0)
     expect(page.locator("#result")).to_have_text("yes, go")
 
 

@@ -68,7 +68,9 @@ export const submitJob = (body) => api("/api/jobs", { method: "POST", body });
 export const cancelJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
 export const answerJob = (id, answer) =>
   api(`/api/jobs/${encodeURIComponent(id)}/input`, { method: "POST", body: { answer } });
-export const retryJob = (id) => api(`/api/jobs/${encodeURIComponent(id)}/retry`, { method: "POST" });
+/** A new run of the job: from the start, or (`from` "failure") replaying its recorded steps up to the one that failed. */
+export const retryJob = (id, from = "start") =>
+  api(`/api/jobs/${encodeURIComponent(id)}/retry`, { method: "POST", body: { from } });
 
 /** All of a job's events after `since` ({events, epoch}), following pages until `head`. */
 export async function getAllEvents(id, since = 0) {

@@ -89,9 +89,11 @@ export function fold(job, ev) {
       job.args = get(d, "args", job.args);
       job.kwargs = get(d, "kwargs", job.kwargs);
       job.queue = or(get(d, "queue"), job.queue);
-      // A retry is sent from inside the task: Celery names the task its own parent.
-      job.parent_id = get(d, "parent_id") !== job.id ? get(d, "parent_id") : null;
-      job.root_id = or(get(d, "root_id"), job.root_id);
+      // A run sent by the web (a resumed durable run) names no parent and itself as
+      // its root, and a retry sent from inside the task names itself its parent: the
+      // job keeps the parent and root it has.
+      if (truthy(get(d, "parent_id")) && d.parent_id !== job.id) job.parent_id = d.parent_id;
+      job.root_id = or(job.root_id, get(d, "root_id"));
       job.created_at = or(job.created_at, ev.ts);
       break;
     case "job.received":

@@ -1,5 +1,5 @@
 // The jobs page (/): newest first, live over the "jobs" topic; filters, search,
-// cursor pagination and per-state counters.
+// cursor pagination and per-state counters. `?parent=<id>` lists a job's children.
 import { listAgents, listJobs } from "./api.js";
 import { FINAL, STATES, $, absTime, announcer, clear, duration, el, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
 import { fold } from "./fold.js";
@@ -18,12 +18,12 @@ const announce = announcer($("#announce"));
 
 const params = new URLSearchParams(location.search);
 const PAGE_SIZE = Math.min(Math.max(Number(params.get("limit")) || DEFAULT_PAGE_SIZE, 1), 200);
-const filters = { state: params.get("state") || "", agent: params.get("agent") || "", q: params.get("q") || "" };
+const filters = { state: params.get("state") || "", agent: params.get("agent") || "", q: params.get("q") || "", parent: params.get("parent") || "" };
 let cursor = params.get("cursor") || "";
 const cursorStack = []; // the cursors of the newer pages we came through
 let nextCursor = null;
 const rows = new Map(); // job id -> {tr, job}
-const known = new Map(); // job id -> {state, agent} for counters
+const known = new Map(); // job id -> {state, agent, parent} for counters
 let counts = {};
 let reloadTimer = null;
 let loading = false;
@@ -45,16 +45,22 @@ function jobRow(job) {
   return tr;
 }
 
+/** A suspended durable run holds no worker (WAITING: it waits for an answer, a time or its children). */
+const workerText = (job) => (job.state === "WAITING" ? "suspended: no worker held" : job.worker || "");
+
 function fillRow(tr, job) {
   const label = job.agent || job.name || "—";
   tr.dataset.state = job.state;
+  const parent = job.parent_id
+    ? el("span", { class: "child-of muted small" }, "child of ", el("a", { href: `/jobs/${encodeURIComponent(job.parent_id)}`, class: "job-id", title: job.parent_id }, job.parent_id.slice(0, 8)))
+    : null;
   clear(tr).append(
     el("td", { class: "job-cell" }, el("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-id", title: job.id }, job.id.slice(0, 8))),
-    el("td", {}, label),
+    el("td", {}, label, parent),
     el("td", {}, stateBadge(job.state)),
     el("td", {}, timeEl(job.created_at), el("span", { class: "abs muted small" }, absTime(job.created_at))),
     el("td", { class: "dur" }, duration(runtimeOf(job))),
-    el("td", { class: "wide muted" }, job.worker || ""),
+    el("td", { class: "wide muted" }, workerText(job)),
   );
 }
 
@@ -63,7 +69,7 @@ function updateRow(entry) {
   tr.dataset.state = job.state;
   setBadge(tr.querySelector(".badge"), job.state);
   tr.querySelector(".dur").textContent = duration(runtimeOf(job));
-  tr.querySelector(".wide").textContent = job.worker || "";
+  tr.querySelector(".wide").textContent = workerText(job);
 }
 
 function renderCounts() {
@@ -82,7 +88,7 @@ function renderCounts() {
 
 function renderEmpty() {
   empty.hidden = rows.size > 0;
-  if (rows.size === 0 && (filters.state || filters.agent || filters.q)) {
+  if (rows.size === 0 && (filters.state || filters.agent || filters.q || filters.parent)) {
     empty.textContent = "No jobs match these filters.";
   }
 }
@@ -106,7 +112,7 @@ async function load() {
     for (const job of page.jobs || []) {
       const tr = jobRow(job);
       rows.set(job.id, { tr, job });
-      known.set(job.id, { state: job.state, agent: job.agent });
+      known.set(job.id, { state: job.state, agent: job.agent, parent: job.parent_id });
       frag.append(tr);
     }
     clear(tbody).append(frag);
@@ -161,22 +167,24 @@ function matchesFilters(job) {
   if (filters.q) return false; // only the server knows what the text matches
   if (filters.state && job.state !== filters.state) return false;
   if (filters.agent && job.agent !== filters.agent) return false;
+  if (filters.parent && job.parent_id !== filters.parent) return false;
   return true;
 }
 
 function countTransition(id, ev) {
   const prev = known.get(id);
   if (!prev) {
-    if (ev.type === "job.queued" && !filters.q && (!filters.agent || ev.data?.agent === filters.agent)) {
+    const parent = ev.data?.parent_id ?? null;
+    if (ev.type === "job.queued" && !filters.q && (!filters.agent || ev.data?.agent === filters.agent) && (!filters.parent || parent === filters.parent)) {
       counts[ev.state] = (counts[ev.state] ?? 0) + 1;
-      known.set(id, { state: ev.state, agent: ev.data?.agent ?? null });
+      known.set(id, { state: ev.state, agent: ev.data?.agent ?? null, parent });
     } else {
       refreshCountsSoon();
     }
     return;
   }
   if (prev.state !== ev.state) {
-    if (filters.q || (filters.agent && prev.agent !== filters.agent)) {
+    if (filters.q || (filters.agent && prev.agent !== filters.agent) || (filters.parent && prev.parent !== filters.parent)) {
       if (filters.q) refreshCountsSoon();
     } else {
       counts[prev.state] = Math.max(0, (counts[prev.state] ?? 1) - 1);
@@ -216,7 +224,7 @@ function applyEvent(ev) {
       return;
     }
   }
-  if (filters.state || filters.agent || filters.q) reloadSoon();
+  if (filters.state || filters.agent || filters.q || filters.parent) reloadSoon();
 }
 
 // ---- controls ---------------------------------------------------------------------
@@ -243,8 +251,21 @@ form.addEventListener("submit", (e) => {
 });
 
 form.addEventListener("reset", () => {
+  filters.parent = "";
+  renderParentFilter();
   setTimeout(() => form.requestSubmit(), 0);
 });
+
+/** `?parent=<id>`: the children of one job, said above the list with a way back to all. */
+function renderParentFilter() {
+  const box = $("#parent-filter");
+  box.hidden = !filters.parent;
+  if (!filters.parent) return;
+  const link = $("#parent-filter-link");
+  link.href = `/jobs/${encodeURIComponent(filters.parent)}`;
+  link.title = filters.parent;
+  link.textContent = filters.parent.slice(0, 8);
+}
 
 for (const name of ["state", "agent"]) {
   form.elements[name].addEventListener("change", () => form.requestSubmit());
@@ -292,6 +313,7 @@ function tick() {
 
 form.elements.state.value = filters.state;
 form.elements.q.value = filters.q;
+renderParentFilter();
 loadAgents();
 // The list is loaded once the live feed is on (and again after each reconnect),
 // so no change can fall between the two; without a feed, it loads anyway.

@@ -1,7 +1,10 @@
 // A form generated from a JSON Schema (as pydantic writes it): one field per
 // property, with its type, default, bounds and whether it is required.
 //
-// buildFields(schema, container) -> {collect(): {values, errors}, showErrors(list), clearErrors()}
+// buildFields(schema, container, idPrefix?, options?) -> {collect(): {values, errors}, showErrors(list), clearErrors()}
+// options: legend ("Input"), empty (the text for a schema without properties), and
+// errorPrefix ("input"): the server names a field `<errorPrefix>.<name>` (the submit
+// page's `input.text`, a question's `answer.approve`).
 import { clear, el, pretty } from "./dom.js";
 
 function resolve(schema, defs) {
@@ -44,16 +47,16 @@ function kindOf(s) {
   }
 }
 
-export function buildFields(schema, container, idPrefix = "in") {
+export function buildFields(schema, container, idPrefix = "in", options = {}) {
+  const { legend = "Input", empty = "This agent takes no input.", errorPrefix = "input" } = options;
   const defs = schema.$defs || schema.definitions || {};
   const required = new Set(schema.required || []);
   const props = schema.properties || {};
   const fields = [];
   clear(container);
-  const legend = el("legend", {}, "Input");
-  container.append(legend);
+  container.append(el("legend", {}, legend));
   if (!Object.keys(props).length) {
-    container.append(el("p", { class: "muted" }, "This agent takes no input."));
+    container.append(el("p", { class: "muted" }, empty));
   }
   // Required fields first, then the rest in the schema's order.
   const ordered = Object.entries(props).sort(([a], [b]) => Number(required.has(b)) - Number(required.has(a)));
@@ -163,12 +166,21 @@ export function buildFields(schema, container, idPrefix = "in") {
     }
   }
 
+  /** The top-level field an error names: `input.text` is `text`; a missing required
+   * property is named by its parent (`answer`), with the property in the message. */
+  function fieldOf(err) {
+    const field = String(err.field || "");
+    const missing = /^'([^']+)' is a required property/.exec(String(err.message || ""));
+    if (missing && (field === errorPrefix || field === "")) return missing[1];
+    return field.startsWith(`${errorPrefix}.`) ? field.slice(errorPrefix.length + 1).split(".")[0] : field.split(".")[0];
+  }
+
   /** Show errors at their fields; returns those that match no field. */
   function showErrors(list) {
     const unmatched = [];
     let first = null;
     for (const err of list) {
-      const top = String(err.field || "").replace(/^input\./, "").split(".")[0];
+      const top = fieldOf(err);
       const f = fields.find((x) => x.name === top);
       if (!f) {
         unmatched.push(err);
