@@ -47,13 +47,8 @@ def resume(
         return False
     with sessions() as s:
         job = s.get(Job, job_id)
-    try:
-        if job is None or job.agent is None:
-            raise NotSent(f"job {job_id} has no agent row to run again")
-        _send_run(send, job, run_no)
-    except Exception as exc:
-        store.unresolve(sessions, job_id, step.idx)
-        raise NotSent(f"the run of {job_id} could not be queued again: {exc}") from exc
+    # Said (and in Redis) before the next run is sent, so they come before anything
+    # that run says: job.resumed never moves a started run back to PENDING.
     if step.kind.value == "ask" and status is StepStatus.DONE:
         publisher.emit(job_id, EventType.INPUT_RECEIVED, {"answer": result, "step": step.idx})
     waited_ms = None
@@ -65,6 +60,19 @@ def resume(
         {"reason": reason, "step": step.idx, "waited_ms": waited_ms, "run": run_no},
         wait=True,
     )
+    try:
+        if job is None or job.agent is None:
+            raise NotSent(f"job {job_id} has no agent row to run again")
+        _send_run(send, job, run_no)
+    except Exception as exc:
+        store.unresolve(sessions, job_id, step.idx)
+        publisher.emit(
+            job_id,
+            EventType.JOB_SUSPENDED,
+            {"reason": reason, "step": step.idx, "until": step.wake_at, "again": True},
+            wait=True,
+        )
+        raise NotSent(f"the run of {job_id} could not be queued again: {exc}") from exc
     return True
 
 

@@ -83,7 +83,12 @@ class DurableRun:
             self._emit(EventType.STEP_FINISHED, _finished(name, idx, found, replayed=True))
             return _outcome(found)
         self._emit(EventType.STEP_STARTED, {"name": name, "step": idx, "replayed": False})
-        kept = self._run_and_record(idx, name, StepKind.RUN, fn, args, kwargs)
+        try:
+            kept = self._run_and_record(idx, name, StepKind.RUN, fn, args, kwargs)
+        except Exception as exc:
+            failed = {"name": name, "step": idx, "replayed": False, "error": _error(exc)}
+            self._emit(EventType.STEP_FINISHED, failed)
+            raise
         self._emit(EventType.STEP_FINISHED, _finished(name, idx, kept, replayed=False))
         return _outcome(kept)
 
@@ -95,7 +100,12 @@ class DurableRun:
             self._emit(EventType.TOOL_RETURNED, _returned(tool, idx, found, replayed=True))
             return _outcome(found)
         self._emit(EventType.TOOL_CALLED, {**called, "replayed": False})
-        kept = self._run_and_record(idx, tool, StepKind.TOOL, fn, (), args)
+        try:
+            kept = self._run_and_record(idx, tool, StepKind.TOOL, fn, (), args)
+        except Exception as exc:
+            failed = {"tool": tool, "result": None, "step": idx, "replayed": False}
+            self._emit(EventType.TOOL_RETURNED, {**failed, "error": _error(exc)})
+            raise
         self._emit(EventType.TOOL_RETURNED, _returned(tool, idx, kept, replayed=False))
         return _outcome(kept)
 
