@@ -10,6 +10,9 @@ from pathlib import Path
 from launcher.net import bind_address
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# A source checkout (not an installed copy, which lives in site-packages): its
+# children need it on PYTHONPATH, since they run in the user's directory.
+SOURCE_CHECKOUT = (REPO_ROOT / "pyproject.toml").is_file()
 WEB_APP = "webapp:create_app()"
 GUNICORN_CONF = "python:webapp.gunicorn_conf"
 WORKER_READY = r" ready\.\s*$"  # Celery logs "<hostname> ready." once it consumes
@@ -54,10 +57,14 @@ def web_argv(
 
 
 def child_env(base: Mapping[str, str], overrides: Mapping[str, str]) -> dict[str, str]:
-    """`base` plus `overrides`, unbuffered output and the repo on PYTHONPATH."""
+    """`base` plus `overrides`, unbuffered output and, from a source checkout, the repo
+    on PYTHONPATH (an installed Agentdeck is importable as it is)."""
     env = dict(base)
     env.update(overrides)
     env["PYTHONUNBUFFERED"] = "1"
-    paths = [str(REPO_ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if SOURCE_CHECKOUT:
+        paths.insert(0, str(REPO_ROOT))
+    if paths:
+        env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env

@@ -8,12 +8,13 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
 import redis
 
-from launcher.commands import REPO_ROOT, WORKER_READY, child_env, web_argv, worker_argv
+from launcher.commands import WORKER_READY, child_env, web_argv, worker_argv
 from launcher.embedded_redis import EmbeddedRedis
 from launcher.first_run import UnsafeStart, prepare_access
 from launcher.migrate import upgrade
@@ -112,12 +113,15 @@ class Launcher:
             return
         env = self.child_env()
         echo = None if o.quiet else sys.stderr
+        # The children run where the launcher was started: AGENTDECK_AGENT_MODULES
+        # import from there (or from PYTHONPATH), as with `python -m celery` by hand.
+        workdir = Path.cwd()
         if o.worker:
             self.worker = ManagedProcess(
                 "worker",
                 worker_argv(concurrency=o.concurrency, hostname=o.worker_name, queues=o.queues),
                 env=without_web_secrets(env),  # agents' code runs there
-                cwd=REPO_ROOT,
+                cwd=workdir,
                 log_path=o.log_dir / "worker.log",
                 echo=echo,
             )
@@ -127,7 +131,7 @@ class Launcher:
                 "web",
                 web_argv(host=o.host, port=o.port, processes=o.web_processes),
                 env=env,
-                cwd=REPO_ROOT,
+                cwd=workdir,
                 log_path=o.log_dir / "web.log",
                 echo=echo,
             )

@@ -21,6 +21,15 @@ from launcher.net import free_port, http_ok, wait_until
 from launcher.processes import ManagedProcess
 
 URL_LINE = r"Agentdeck is running"
+# What a normal start and stop must not print. Celery's SecurityWarning about running a
+# worker as root is the one exception, and only when this test does run as root (it is
+# true then: agents' code would run as root; docs/operations.md says so).
+NOISE = re.compile(r"warning|traceback|exception ignored", re.IGNORECASE)
+ROOT_WARNING = re.compile(
+    r"^\s*worker \| \S+/celery/platforms\.py:\d+: SecurityWarning: You're running the worker "
+    r"with superuser privileges.*?_warn_or_raise_security_error\(egid, euid, gid, uid,$",
+    re.MULTILINE | re.DOTALL,
+)
 PLATFORM_VARS = ("REDIS_URL", "DATABASE_URL", "AGENTDECK_DATA_DIR", "AGENTDECK_PORT",
                  "AGENTDECK_HOST", "AGENTDECK_REDIS_PORT")  # fmt: skip
 
@@ -122,6 +131,9 @@ def test_launcher_runs_the_platform_and_ctrl_c_stops_it(tmp_path: Path, output_d
             anonymous.ping()
         anonymous.close()
 
+        if has_web:
+            _cancel_a_job_and_wait_on_a_result(f"http://127.0.0.1:{port}", token)
+
         # Ctrl-C in a terminal: SIGINT to the launcher's whole process group.
         os.killpg(launcher.pid, signal.SIGINT)
         assert launcher.wait(timeout=30) == 0, launcher.tail()
@@ -129,5 +141,43 @@ def test_launcher_runs_the_platform_and_ctrl_c_stops_it(tmp_path: Path, output_d
             c.pid for c in children if _alive(c)
         ]
         assert "stopped" in launcher.tail()
+        # A normal start and stop (with a cancel in between) is quiet.
+        output = (output_dir / "launcher.log").read_text()
+        if os.geteuid() == 0:
+            output = ROOT_WARNING.sub("", output, count=1)
+        assert not NOISE.search(output), output
+        # Celery's banner does not ask for -E: Agentdeck's own events monitor the tasks.
+        assert "enable -E" not in output and "task events: Agentdeck's own" in output
     finally:
         launcher.kill()
+
+
+def _cancel_a_job_and_wait_on_a_result(url: str, token: str) -> None:
+    """What used to make a stop noisy: a job cancelled, a Celery result waited on."""
+    auth = {"Authorization": f"Bearer {token}"}
+    job = requests.post(
+        url + "/api/jobs", json={"agent": "sleep", "input": {"seconds": 30}}, headers=auth
+    )
+    assert job.status_code == 202, job.text
+    assert job.json()["warnings"] == []  # the launcher's worker consumes its queue
+    job_id = job.json()["id"]
+    assert wait_until(
+        lambda: requests.get(f"{url}/api/jobs/{job_id}", headers=auth).json()["state"] == "STARTED",
+        timeout=20,
+    )
+    assert requests.post(f"{url}/api/jobs/{job_id}/cancel", headers=auth).status_code == 202
+    assert wait_until(
+        lambda: requests.get(f"{url}/api/jobs/{job_id}", headers=auth).json()["state"] == "REVOKED",
+        timeout=20,
+    )
+    # Flower's apply waits on a Celery result in the web process, then abort.
+    applied = requests.post(
+        url + "/api/task/apply/agentdeck.run_agent",
+        json={"args": ["echo", {"text": "hi", "steps": 0, "delay": 0}]},
+        headers=auth,
+        timeout=30,
+    )
+    assert applied.status_code == 200 and applied.json()["result"] == "hi", applied.text
+    task_id = applied.json()["task-id"]
+    assert requests.get(f"{url}/api/task/result/{task_id}?timeout=2", headers=auth).ok
+    assert requests.post(f"{url}/api/task/abort/{task_id}", headers=auth).ok

@@ -1,39 +1,68 @@
-"""Agentdeck's web app: `create_app()` builds it; one blueprint per surface."""
+"""Agentdeck's web app: `create_app()` builds it; one blueprint per surface.
+
+This module imports nothing heavy at the top: gunicorn imports the `webapp`
+package in its master process to read `webapp.gunicorn_conf`, and anything
+imported there (redis imports ssl) is imported before gevent patches the
+workers, which gevent then warns about. The app is built in each worker,
+after the patching.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-import redis
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
-from webapp.auth import init_auth
-from webapp.errors import register_error_handlers
-from webapp.monitor import init_monitor
-from webapp.services import Services
-from workers.hooks import Hooks
-from workers.models import make_engine, make_sessionmaker
-from workers.settings import Settings, get_settings
+    from workers.settings import Settings
+
+
+def _app_import_error() -> type[Exception]:
+    """gunicorn's "the app failed to load" (it prints the message and stops, no
+    traceback, no respawn loop); a plain RuntimeError elsewhere."""
+    try:
+        from gunicorn.errors import AppImportError
+    except ImportError:  # pragma: no cover (gunicorn is a runtime dependency)
+        return RuntimeError
+    return AppImportError
 
 
 def create_app(settings: Settings | None = None, *, background: bool = True) -> Flask:
-    """The app; `background=False` leaves its loops unstarted (`stop_background` stops them)."""
+    """The app; `background=False` leaves its loops unstarted (`stop_background` stops them).
+
+    Refuses to build (`AgentModulesUnavailable`) when a module of agents in
+    AGENTDECK_AGENT_MODULES does not import: a web server that accepted jobs no
+    worker can run would only fail them later."""
+    import redis
+    from flask import Flask
+
+    from webapp.auth import init_auth
     from webapp.auth.sockets import SocketWarden
+    from webapp.errors import register_error_handlers
     from webapp.hub import Hub
     from webapp.janitor import Janitor
     from webapp.lost_workers import LostWorkers
+    from webapp.monitor import init_monitor
     from webapp.monitor.latency import DeliveryLatency
     from webapp.recorder import Recorder, WakeRecorder
+    from webapp.services import Services
     from webapp.waits import Waker
     from workers.celery_app import app as celery_app  # also connects before_task_publish
-    from workers.runtime import load_agents
+    from workers.hooks import Hooks
+    from workers.models import make_engine, make_sessionmaker
+    from workers.runtime import AgentModuleError, load_agents
+    from workers.settings import get_settings
 
     settings = settings or get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        load_agents(settings.agent_modules)
+    except AgentModuleError as exc:
+        raise AgentModulesUnavailable(f"agentdeck web: not starting: {exc}") from exc
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25, "max_message_size": 1 << 20}
-    load_agents(settings.agent_modules)
 
     client = redis.Redis.from_url(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30
@@ -70,8 +99,14 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     return app
 
 
+class AgentModulesUnavailable(_app_import_error()):  # type: ignore[misc]
+    """A module of agents did not import: the web server does not start."""
+
+
 def stop_background(app: Flask, timeout: float = 5.0) -> list[str]:
     """Stop the app's loops (tests); the names of those still running after `timeout`."""
+    from webapp.services import Services
+
     svc: Services = app.extensions["agentdeck"]
     return svc.loops.stop(timeout)
 

@@ -13,6 +13,7 @@ from webapp.auth.roles import Role
 from webapp.body import json_body
 from webapp.errors import ApiError
 from webapp.params import MAX_INT, int_arg
+from webapp.queues import queue_warnings
 from webapp.replay import events_since
 from webapp.services import services, text
 from workers.durable.store import steps_of
@@ -32,8 +33,11 @@ def list_agents() -> Any:
 def submit_job() -> Any:
     sub = jobs.Submission.parse(json_body())
     owner = current_principal()
-    job, created = jobs.submit(services(), sub, owner)
-    return jsonify(jobs.job_to_dict(job, owner)), 202 if created else 200
+    svc = services()
+    job, created = jobs.submit(svc, sub, owner)
+    body = jobs.job_to_dict(job, owner)
+    body["warnings"] = queue_warnings(svc, job.queue) if created else []
+    return jsonify(body), 202 if created else 200
 
 
 @bp.get("/jobs")
@@ -86,8 +90,11 @@ def retry_job(job_id: str) -> Any:
     start = body.get("from", "start") if isinstance(body, dict) else None
     if start not in ("start", "failure"):
         raise ApiError(422, "invalid_input", '"from" must be "start" or "failure"', field="from")
-    job = jobs.retry(services(), job_id, actor, from_failure=start == "failure")
-    return jsonify(jobs.job_to_dict(job, actor)), 202
+    svc = services()
+    job = jobs.retry(svc, job_id, actor, from_failure=start == "failure")
+    body = jobs.job_to_dict(job, actor)
+    body["warnings"] = queue_warnings(svc, job.queue)
+    return jsonify(body), 202
 
 
 @bp.post("/jobs/<job_id>/input")

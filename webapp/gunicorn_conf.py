@@ -7,6 +7,7 @@ every client first, so browsers reconnect to another process at once.
 
 from __future__ import annotations
 
+import gc
 import signal
 from typing import Any
 
@@ -35,3 +36,12 @@ def post_worker_init(worker: Any) -> None:
         plain_exit(sig, frame)
 
     signal.signal(signal.SIGTERM, going_away)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    # A Celery AsyncResult that was waited on or fulfilled sits in a reference cycle
+    # (its `on_ready` promise holds it). Left to the interpreter's last collection, its
+    # __del__ (which unsubscribes from the result) runs in a greenlet being finalized
+    # and prints "Exception ignored in AsyncResult.__del__". Collect them now, while
+    # the hub and Redis are still there.
+    gc.collect()

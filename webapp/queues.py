@@ -10,11 +10,17 @@ only names that fit `NAME` and are not reserved.
 
 from __future__ import annotations
 
+import logging
 import re
+from typing import Any
+
+import redis
 
 from webapp.errors import ApiError
 from webapp.monitor.worker_status import list_workers
 from webapp.services import Services
+
+log = logging.getLogger("agentdeck.queues")
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # Keys kombu's Redis transport and Celery's Redis result backend use themselves.
@@ -65,3 +71,25 @@ def check_queue_name(svc: Services, name: str, field: str = "queue") -> str:
         f'"{field}" must be a plain queue name ({NAME.pattern}), not a reserved one',
         field=field,
     )
+
+
+def queue_warnings(svc: Services, queue: str | None) -> list[dict[str, Any]]:
+    """What a client should know about the queue a job was just sent to: a
+    `no_worker` warning when no online worker consumes it (the job waits there
+    until one does). Empty when Redis cannot say (the job was sent anyway)."""
+    name = queue or str(svc.celery.conf.task_default_queue)
+    try:
+        workers = list_workers(svc)
+    except redis.RedisError as exc:
+        log.info("no queue warning for %s: %s", name, exc)
+        return []
+    if any(w["online"] and name in (w["info"].get("queues") or []) for w in workers):
+        return []
+    return [
+        {
+            "code": "no_worker",
+            "queue": name,
+            "message": f"no online worker consumes queue {name!r}: the job waits there "
+            "until a worker that consumes it starts",
+        }
+    ]

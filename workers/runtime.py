@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +31,23 @@ class InputError(ValueError):
 
 class UnknownAgent(LookupError):
     pass
+
+
+class AgentModuleError(ImportError):
+    """A module named in AGENTDECK_AGENT_MODULES failed to import: names it and the error."""
+
+    def __init__(self, module: str, error: BaseException) -> None:
+        self.module = module
+        self.error = error
+        where = ""  # where it broke: the module's own line, or the one it imported
+        frames = traceback.extract_tb(error.__traceback__)
+        if frames and not isinstance(error, (SyntaxError, ModuleNotFoundError)):
+            where = f" (at {frames[-1].filename}:{frames[-1].lineno})"
+        super().__init__(
+            f"cannot import agent module {module!r} (AGENTDECK_AGENT_MODULES): "
+            f"{type(error).__name__}: {error}{where}",
+            name=module,
+        )
 
 
 @dataclass(frozen=True)
@@ -151,7 +170,14 @@ def agent(
 
 
 def get_agent(name: str) -> AgentSpec:
-    load_agents()
+    """The agent `name`. Modules are loaded only when it is not registered yet, so a
+    module that fails to import fails only the jobs of agents it could have held."""
+    if name not in REGISTRY:
+        try:
+            load_agents()
+        except AgentModuleError:
+            if name not in REGISTRY:
+                raise
     try:
         return REGISTRY[name]
     except KeyError:
@@ -159,14 +185,25 @@ def get_agent(name: str) -> AgentSpec:
 
 
 def load_agents(extra_modules: tuple[str, ...] | None = None) -> dict[str, AgentSpec]:
-    """Import the built-in agents and those named in AGENTDECK_AGENT_MODULES."""
+    """Import the built-in agents and those named in AGENTDECK_AGENT_MODULES.
+
+    Every module is tried; the first that fails to import raises `AgentModuleError`
+    (naming the module and its error) once the others are loaded."""
     if extra_modules is None:
         from workers.settings import get_settings
 
         extra_modules = get_settings().agent_modules
     importlib.import_module("workers.agents")
+    failed: AgentModuleError | None = None
     for module in extra_modules:
-        importlib.import_module(module)
+        if module in sys.modules:
+            continue
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            failed = failed or AgentModuleError(module, exc)
+    if failed is not None:
+        raise failed
     return REGISTRY
 
 
