@@ -10,7 +10,7 @@ none of the server's code.
 Exit codes: 0 done (a followed job succeeded); 1 a followed job failed;
 2 a followed job was cancelled (or ended otherwise), or the command line was
 wrong; 3 the server refused the request or could not be reached; 4 no valid
-token (401) or not allowed (403).
+token (401) or not allowed (403); 130 Ctrl-C while following (the job goes on).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from agentdeck.client import (
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_OTHER, EXIT_ERROR, EXIT_AUTH = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # Ctrl-C while following: the job itself goes on
 STATE_STYLES = {
     "PENDING": "#3B82F6",
     "RECEIVED": "#3B82F6",
@@ -213,7 +214,10 @@ def _short(value: Any, limit: int = 200) -> str:
 
 class Follower:
     """Prints a job's events as they come: `output` text on stdout as it arrives, the rest
-    as lines on stderr, and `progress` as a bar on a terminal (as lines elsewhere)."""
+    as lines on stderr, and `progress` as a bar on a terminal (as lines elsewhere).
+
+    While the bar is drawn (stdout and stderr both a terminal), output is printed above
+    it a line at a time, through the bar's console."""
 
     def __init__(self, job_id: str, out: Console, err: Console) -> None:
         self.job = job_id
@@ -263,7 +267,8 @@ class Follower:
     def progress(self, done: Any, total: Any) -> None:
         if not isinstance(done, int | float) or not isinstance(total, int | float):
             return
-        if not self.err.is_terminal:
+        if not (self.err.is_terminal and self.out.is_terminal):
+            # the bar is for a person at a terminal; a pipe or a file gets lines
             self.say(Text(f"  progress {done:g}/{total:g}", style="dim"))
             return
         if self.bar is None:
@@ -275,6 +280,8 @@ class Follower:
                 TimeElapsedColumn(),
                 console=self.err,
                 transient=True,
+                redirect_stdout=False,
+                redirect_stderr=False,
             )
             self.bar.start()
             self.task = self.bar.add_task("progress", total=total)
@@ -297,6 +304,9 @@ class Follower:
     def say(self, line: Text) -> None:
         self.end_line()
         if self.bar is not None:
+            if self.pending:  # output not ended by a newline: it goes first, as a line
+                self.bar.console.print(Text(self.pending), highlight=False)
+                self.pending = ""
             self.bar.console.print(line, highlight=False)
         else:
             self.err.print(line, highlight=False)
@@ -357,7 +367,16 @@ def exit_code_for(state: str) -> int:
 def follow_job(config: Config, job_id: str, since: int = 0) -> int:
     follower = Follower(job_id, Console(highlight=False), Console(stderr=True, highlight=False))
     with config.client.events(job_id, since=since) as stream:
-        state = follower.follow(stream)
+        try:
+            state = follower.follow(stream)
+        except KeyboardInterrupt:
+            follower.err.print(
+                f"stopped following; the job goes on (agentdeck tail {job_id} --since "
+                f"{stream.last} to pick it up again)",
+                style="dim",
+                soft_wrap=True,
+            )
+            return EXIT_INTERRUPTED
     return exit_code_for(state or str(config.client.get(job_id).get("state")))
 
 
