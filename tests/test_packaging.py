@@ -112,12 +112,14 @@ def test_the_installed_packages_carry_their_data(installed: Path, tmp_path: Path
     assert {"echo", "fail", "sleep", "mine"} <= set(got["agents"])
 
 
-def test_the_console_script_runs_the_launcher(installed: Path, tmp_path: Path) -> None:
+def test_the_console_script_is_the_cli(installed: Path, tmp_path: Path) -> None:
     script = installed / "agentdeck"
     assert script.is_file() and os.access(script, os.X_OK)
     done = _run(installed, "agentdeck", "--help", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "--data-dir" in done.stdout and "--no-worker" in done.stdout
+    assert "submit" in done.stdout and "run" in done.stdout
+    launcher = _run(installed, "agentdeck", "run", "--help", cwd=tmp_path)
+    assert "--data-dir" in launcher.stdout and "--no-worker" in launcher.stdout
     users = _run(installed, "agentdeck", "users", "--help", cwd=tmp_path)
     assert users.returncode == 0 and "add" in users.stdout, users.stderr
 
