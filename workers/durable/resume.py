@@ -50,6 +50,9 @@ def resume(
     try:
         if job is None or job.agent is None:
             raise NotSent(f"job {job_id} has no agent row to run again")
+        # Redis may have lost its data while the run waited (nothing of it was there but
+        # its events): the seq goes on from SQL's history, not from 1 over it.
+        publisher.remember(job_id, job.last_seq or 0, job.state)
         _send_run(send, job, run_no)
     except Exception as exc:
         store.unresolve(sessions, job_id, step.idx)
