@@ -8,9 +8,10 @@ Celery worker of 2 processes, gunicorn gevent) and measures, over the WebSocket:
   `jobs` topic: with no suspended run, then with `--suspended` runs of the built-in
   `approval` agent suspended on their question, then with none again once they were
   answered (the phases without are pooled as the baseline). Each round does the three
-  phases; the echo jobs go one at a time, `--pace` apart, so that the worker's publisher
-  stays out of its under-load batching (which holds events up to 200 ms when more than
-  50 jobs a second go through a process) and the figures are the latency of one job;
+  phases, each once the recorder has caught up with the events before it. The echo
+  jobs go one at a time, `--pace` apart, so that the worker's publisher stays out of
+  its under-load batching (which holds events up to 200 ms when more than 50 jobs a
+  second go through a process) and the figures are the latency of one job;
 - an answer's latency, from its `POST /api/jobs/<id>/input` to the resumed run's first
   event from a worker (`job.received` or `job.started`) on the job's topic, one answer at
   a time (each run ends before the next answer); and, on the way, to `job.resumed`
@@ -28,8 +29,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
+
 from tests.support import WebService, WorkerService, http, start_platform, wait_until
 from tests.support.ws import WsClient
+from workers.settings import get_settings
 
 WORKER_EVENTS = ("job.received", "job.started")
 
@@ -105,6 +109,13 @@ def suspend_runs(url: str, watch: Watch, n: int) -> list[str]:
     return ids
 
 
+def settle(client: redis.Redis) -> None:
+    """Wait until the recorder has put every event in SQL (its dirty set is empty), so a
+    phase measures the steady state, not the recorder catching up on the last one's."""
+    dirty = get_settings().keys.dirty
+    assert wait_until(lambda: client.zcard(dirty) == 0, 60, interval=0.05), "recorder behind"
+
+
 def answer_latencies(url: str, ids: list[str]) -> tuple[list[float], list[float], list[float]]:
     """ms from the answer's POST to its 202, to job.resumed, and to the resumed run's
     first event from a worker, each over the job's own topic; one answer at a time."""
@@ -145,6 +156,7 @@ def main() -> None:
     platform = start_platform()
     os.environ.update(platform.exported)  # this process's requests carry the admin token
     worker, web = WorkerService(platform, concurrency=2), WebService(platform)
+    client = redis.Redis.from_url(platform.redis_url)
     baseline: list[float] = []
     during: list[float] = []
     ratios: list[float] = []
@@ -157,10 +169,13 @@ def main() -> None:
         watch = Watch.open(web.url)
         echo_latencies(web.url, watch, 10, args.pace)  # warm up
         for _ in range(args.rounds):
+            settle(client)
             before = echo_latencies(web.url, watch, args.samples, args.pace)
             ids = suspend_runs(web.url, watch, args.suspended)
+            settle(client)
             with_them = echo_latencies(web.url, watch, args.samples, args.pace)
             answered = answer_latencies(web.url, ids)
+            settle(client)
             after = echo_latencies(web.url, watch, args.samples, args.pace)
             baseline += before + after
             during += with_them
@@ -169,6 +184,7 @@ def main() -> None:
                 into += got
         watch.ws.close()
     finally:
+        client.close()
         web.stop()
         worker.stop()
         platform.close()
