@@ -30,8 +30,11 @@ from sqlalchemy.orm import Session
 from launcher.net import wait_until
 from tests.support import Platform, WebService, WorkerService, http
 from tests.support.own_redis import RedisControl, start_own_redis_platform
+from workers.keys import Keys
 from workers.models import Job, RunStep
+from workers.replay_log import head_of
 
+KEYS = Keys()
 FAST_LOSS = {"AGENTDECK_HEARTBEAT": "0.5", "AGENTDECK_WORKER_EXPIRY": "2"}
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
 STEPS = ("one", "two", "three")
@@ -177,6 +180,12 @@ def replayed_steps(evs: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+def recorded_seq(engine: Engine, job_id: str) -> int:
+    """The last seq the recorder has stored in SQL for the job."""
+    with Session(engine) as s:
+        return int(s.scalar(select(Job.last_seq).where(Job.id == job_id)) or 0)
+
+
 def in_order(evs: list[dict[str, Any]]) -> bool:
     return [e["seq"] for e in evs] == list(range(1, len(evs) + 1))
 
@@ -246,13 +255,16 @@ def test_worker_sigkilled_while_a_run_is_suspended_then_answered_resumes(
 # -- Redis restarted ------------------------------------------------------------------------------
 @pytest.mark.parametrize("lose_data", [False, True], ids=["data-kept", "data-lost"])
 def test_redis_restarted_while_a_run_is_suspended_then_answered_resumes(
-    stack: Stack, ctl: RedisControl, r: redis.Redis, lose_data: bool
+    stack: Stack, ctl: RedisControl, r: redis.Redis, own_sql: Engine, lose_data: bool
 ) -> None:
     url = stack.web.url
-    # given a run suspended on a question after two recorded steps
+    # given a run suspended on a question after two recorded steps, its events in SQL (what
+    # Redis loses before the recorder stores it is gone, as reliability.md says)
     marker = uuid4().hex
     job_id = submit(url, "gated", marker=marker, ask=True)
     suspended(url, job_id)
+    head = head_of(r, KEYS, job_id)[0]
+    assert wait_until(lambda: recorded_seq(own_sql, job_id) == head, 10), (head, job_id)
     # when Redis restarts, its data kept or lost (a suspended run is in SQL only), and the
     # question is answered
     ctl.restart(lose_data=lose_data)
