@@ -104,3 +104,50 @@ def asks_for_a_score(ctx: Context) -> Any:
 def waits_for_sleepers(ctx: Context, n: int = 2, seconds: float = 1.5) -> list[Any]:
     kids = [ctx.spawn("sleep", {"seconds": seconds}) for _ in range(n)]
     return list(ctx.wait(kids))
+
+
+def _stop_once(ctx: Context, marker: str, place: str, stop_at: str, limit: float = 60.0) -> None:
+    """At `place`, if it is `stop_at`, on the first pass only: say so (RPUSH on
+    `durable:<marker>:at`, which the test BLPOPs) and wait until the test pushes on
+    `durable:<marker>:go` (it SIGKILLs the worker instead, mostly). Later passes, those
+    of a run after the kill, go straight on."""
+    if place != stop_at or ctx.redis.incr(f"durable:{marker}:passes:{place}") > 1:
+        return
+    ctx.redis.rpush(f"durable:{marker}:at", place)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:  # short BLPOPs: the client's socket timeout is 5 s
+        if ctx.redis.blpop([f"durable:{marker}:go"], timeout=1):
+            return
+    raise TimeoutError(f"nobody let the run go on from {place!r} within {limit:g} s")
+
+
+@agent(description="Three recorded steps (and a question with `ask`); stops once at `stop_at`.")
+def gated(ctx: Context, marker: str, stop_at: str = "", ask: bool = False) -> dict[str, Any]:
+    one = ctx.run("one", _counted, ctx, marker, "one")
+    _stop_once(ctx, marker, "between one and two", stop_at)
+
+    def two() -> str:
+        _counted(ctx, marker, "two")
+        _stop_once(ctx, marker, "inside two", stop_at)
+        return "two"
+
+    done = {"one": one, "two": ctx.run("two", two)}
+    if ask:
+        done["answer"] = ctx.ask("go on?", schema={"type": "string", "maxLength": 100})
+    done["three"] = ctx.run("three", _counted, ctx, marker, "three")
+    return done
+
+
+@agent(description="A step that fails, handled by the agent, then a question.")
+def handles_a_failed_step(ctx: Context, marker: str) -> str:
+    def flaky() -> str:
+        _counted(ctx, marker, "flaky")
+        raise ValueError("the service said no")
+
+    try:
+        got = ctx.run("flaky", flaky)
+    except Exception as exc:  # what each execution of the run caught, in order
+        ctx.redis.rpush(f"durable:{marker}:caught", type(exc).__name__)
+        got = f"handled: {exc}"
+    ctx.ask("go on?")
+    return str(got)

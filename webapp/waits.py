@@ -22,6 +22,7 @@ from workers.durable.replay import RecordedStep, StepKind, StepStatus
 from workers.durable.resume import NotSent, resume
 from workers.events import EventType
 from workers.hooks import Hook
+from workers.models import Job
 from workers.publisher import get_publisher
 
 log = logging.getLogger("agentdeck.waits")
@@ -91,6 +92,10 @@ def cancel_suspended(svc: Services, job_id: str) -> bool:
         return False
     if store.resolve(svc.sessions, job_id, step.idx, StepStatus.CANCELLED) is None:
         return False
+    with svc.sessions() as s:
+        row = s.get(Job, job_id)
+    if row is not None:  # as in `resume`: after a loss of Redis' data, seq goes on from SQL
+        get_publisher().remember(job_id, row.last_seq or 0, row.state)
     get_publisher().emit(
         job_id, EventType.JOB_CANCELLED, {"reason": "cancelled while waiting"}, wait=True
     )

@@ -61,3 +61,7 @@ def research(
         for note in notes:
             ctx.output(note + "\n")
     return {"topic": topic, "notes": notes}
+
+
+# The example of a durable run (recorded steps, a typed question, a child job).
+from workers.agents import approval as _approval  # noqa: E402, F401

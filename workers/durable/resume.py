@@ -47,6 +47,10 @@ def resume(
         return False
     with sessions() as s:
         job = s.get(Job, job_id)
+    if job is not None:
+        # Redis may have lost its data while the run waited (nothing of it was there but
+        # its events): the seq goes on from SQL's history, not from 1 over it.
+        publisher.remember(job_id, job.last_seq or 0, job.state)
     # Said (and in Redis) before the next run is sent, so they come before anything
     # that run says: job.resumed never moves a started run back to PENDING.
     if step.kind.value == "ask" and status is StepStatus.DONE:
