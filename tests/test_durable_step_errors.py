@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 import redis
 
 from launcher.net import wait_until
 from tests.support import WebService, WorkerService, http
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the durable core raises the step's own exception (ValueError) in the run that "
-    "ran it, but StepFailed when a later run replays it: an agent that handles the first "
-    "fails after it resumes (see docs/agents.md, 'When a step fails')",
-)
 def test_a_handled_step_failure_is_the_same_exception_when_the_run_resumes(
     web: WebService, worker: WorkerService, redis_client: redis.Redis
 ) -> None:

@@ -28,6 +28,7 @@ from workers.publisher import get_publisher
 log = logging.getLogger("agentdeck.waits")
 
 SUSPENDING_GRACE = 2.0  # seconds an answer waits for a run that is saying it suspends
+PARENTS_PER_TICK = 200  # waiting parents looked at per janitor tick (1 s), page by page
 
 
 def _send(svc: Services) -> Any:
@@ -108,6 +109,7 @@ class Waker(Hook):
 
     def __init__(self, svc: Services) -> None:
         self.svc = svc
+        self._parents_after = ""  # where the last tick's page of waiting parents ended
 
     def every_tick(self) -> None:
         svc = self.svc
@@ -117,7 +119,9 @@ class Waker(Hook):
             else:
                 error = f"no answer to {step.name!r} within its timeout"
                 self._resume(job_id, step, StepStatus.FAILED, None, error, "timeout")
-        for job_id, step in store.waiting_for_children(svc.sessions):
+        page = store.waiting_for_children(svc.sessions, self._parents_after, PARENTS_PER_TICK)
+        self._parents_after = page[-1][0] if len(page) == PARENTS_PER_TICK else ""
+        for job_id, step in page:
             ids = list((step.detail or {}).get("children") or [])
             done = children.outcomes(svc.sessions, ids)
             if done is None:

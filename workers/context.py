@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import redis
 from pydantic import BaseModel
 
+from workers.durable.replay import JobCancelled
 from workers.durable.runner import Cancelled, DurableRun, model_schema
 from workers.events import EventType
 from workers.publisher import Publisher
@@ -21,10 +22,6 @@ from workers.publisher import Publisher
 CANCEL_CHECK_INTERVAL = 0.1
 SUSPEND_SLEEPS_FROM = 10.0  # seconds: a sleep this long frees the worker
 T = TypeVar("T")
-
-
-class JobCancelled(Exception):
-    """Raised inside an agent when its job was cancelled."""
 
 
 @dataclass

@@ -47,7 +47,13 @@ class NonDeterministicReplay(RuntimeError):
 
 
 class StepFailed(RuntimeError):
-    """A recorded step failed before: replaying it raises the same error again."""
+    """A recorded step raised: its message is the original error's type and text. The
+    run that ran the step and every later replay of it raise this same exception (the
+    original is its __cause__ the first time), so handling code behaves the same."""
+
+
+class JobCancelled(Exception):
+    """Raised inside an agent when its job was cancelled."""
 
 
 class Replay:

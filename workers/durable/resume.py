@@ -1,8 +1,9 @@
 """Ending a wait and queueing the run again: the one way a suspended run resumes.
 
-Whoever ends a wait (the answer's web request, the janitor for a due sleep or
-a timed-out question, the recorder when a child ends) calls `resume`: the
-store's gate lets exactly one of them through, which says `input.received` /
+Whoever ends a wait (the answer's web request; the janitor's waker for a due
+sleep, a timed-out question or a parent whose children ended; a parent's own
+run when its children ended while it suspended) calls `resume`: the store's
+gate lets exactly one of them through, which says `input.received` /
 `job.resumed` and sends the job's next run as a new Celery message.
 """
 

@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import BaseModel
 from sqlalchemy.orm import sessionmaker
 
 from workers.durable import children, store
 from workers.durable.replay import (
+    JobCancelled,
     RecordedStep,
     Replay,
     StepFailed,
@@ -121,10 +123,12 @@ class DurableRun:
         started = time.time()
         try:
             result = as_json(fn(*args, **kwargs), f"the result of step {name!r}")
+        except (JobCancelled, SoftTimeLimitExceeded):
+            raise  # the run's end, not the step's outcome: nothing recorded
         except Exception as exc:
             failed = RecordedStep(idx, name, kind, StepStatus.FAILED, error=_error(exc))
             self._record(failed, started)
-            raise
+            raise StepFailed(failed.error) from exc
         return self._record(RecordedStep(idx, name, kind, StepStatus.DONE, result), started)
 
     # -- waits ---------------------------------------------------------------------------

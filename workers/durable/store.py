@@ -166,12 +166,19 @@ def due(sessions: sessionmaker, now: float, limit: int = 200) -> list[tuple[str,
 
 
 def waiting_for_children(
-    sessions: sessionmaker, limit: int = 200
+    sessions: sessionmaker, after: str = "", limit: int = 200
 ) -> list[tuple[str, RecordedStep]]:
+    """Runs waiting for their children, by job id after `after` (pages, so that many
+    waiting parents cannot starve the ones whose children have ended)."""
     with sessions() as s:
         rows = s.scalars(
             select(RunStep)
-            .where(RunStep.status == StepStatus.WAITING.value, RunStep.kind == StepKind.WAIT.value)
+            .where(
+                RunStep.status == StepStatus.WAITING.value,
+                RunStep.kind == StepKind.WAIT.value,
+                RunStep.job_id > after,
+            )
+            .order_by(RunStep.job_id)
             .limit(limit)
         )
         return [(r.job_id, _to_record(r)) for r in rows]
