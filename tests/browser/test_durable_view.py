@@ -287,9 +287,8 @@ def test_a_failed_run_is_retried_from_its_failed_step_in_the_run_view(
     expect(page.locator("#retry-failed-hint")).to_have_text(
         "Replays 1 recorded step (one) without running it, then runs “two” again."
     )
-    # and the step that raised ends, failed, with the job (it says no step.finished)
+    # and the step that raised shows as failed (its step.finished carries the error)
     expect(page.locator("#steps li[data-step=two]")).to_have_class(re.compile(r"\bfailed\b"))
-    expect(page.locator("#steps li[data-step=two] .wf-dur")).to_have_text("failed")
     page.screenshot(path=str(screenshots / "run-durable-failed.png"), full_page=True)
 
     # When step two is fixed and the run retried from its failed step
