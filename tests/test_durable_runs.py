@@ -218,3 +218,21 @@ def test_a_worker_process_killed_in_a_step_resumes_after_the_last_recorded_one(
     assert final["state"] == "SUCCESS", final
     assert count(redis_client, marker, "one") == 1  # recorded before the crash: not rerun
     assert count(redis_client, marker, "two") == 2  # in flight when killed: run again
+
+
+def test_cancelling_a_parent_cancels_its_children(web: WebService, worker: WorkerService) -> None:
+    # given a parent suspended on two children that are still running
+    parent = submit(web.url, "waits_for_sleepers", n=2, seconds=30)
+    suspended(web.url, parent)
+
+    def children() -> list[dict[str, Any]]:
+        kids = http.get(f"{web.url}/api/jobs", params={"parent": parent}).json()["jobs"]
+        return list(kids)
+
+    assert wait_until(lambda: len(children()) == 2, 30)
+    # when the parent is cancelled
+    assert http.post(f"{web.url}/api/jobs/{parent}/cancel").status_code == 202
+    # then it and both children end cancelled
+    assert state_is(web.url, parent, "REVOKED")["state"] == "REVOKED"
+    for kid in children():
+        assert state_is(web.url, kid["id"], "REVOKED", "SUCCESS", "FAILURE")["state"] == "REVOKED"
