@@ -24,15 +24,27 @@ from tests.support.services import Service
 
 
 class PlainWorker(Service):
-    """`celery -A tests.monitoring.plain_app worker` on the `plain` queue."""
+    """`celery -A tests.monitoring.plain_app worker` on the `plain` queue (or `queue`);
+    `events=True` adds `-E` (Celery's task events, which Flower learns tasks from)."""
 
-    def __init__(self, platform: Platform, *, concurrency: int = 2, pool: str = "prefork") -> None:
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        queue: str = "plain",
+        events: bool = False,
+    ) -> None:
         self.hostname = f"plain-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+        self.queue = queue
         argv = [
             sys.executable, "-m", "celery", "-A", "tests.monitoring.plain_app", "worker",
-            "-l", "info", "-Q", "plain", "-P", pool, "--concurrency", str(concurrency),
+            "-l", "info", "-Q", queue, "-P", pool, "--concurrency", str(concurrency),
             "--hostname", self.hostname, "--without-gossip", "--without-mingle",
         ]  # fmt: skip
+        if events:
+            argv.append("-E")
         name = self.hostname.split("@")[0]
         super().__init__(
             ManagedProcess(

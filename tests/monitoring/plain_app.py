@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import redis
 from celery import Celery
@@ -55,4 +56,13 @@ def flaky(key: str) -> str:
     runs = redis.Redis.from_url(BROKER).incr(f"plain-flaky:{key}")
     if runs == 1:
         raise RuntimeError(f"first run of {key} fails")
+    return f"{key} ok on run {runs}"
+
+
+@app.task(name="plain.retry_once", bind=True)
+def retry_once(self: Any, key: str) -> str:
+    """Asks to be retried (at once) the first time it runs for `key`, succeeds after."""
+    runs = redis.Redis.from_url(BROKER).incr(f"plain-retry:{key}")
+    if runs == 1:
+        raise self.retry(countdown=0)
     return f"{key} ok on run {runs}"

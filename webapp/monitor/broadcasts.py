@@ -45,6 +45,9 @@ METHODS = (
     "revoked",
     "conf",
 )
+# Without a worker named, Flower inspects no task lists (scheduled, active, reserved,
+# revoked): they can be huge. So does `GET /api/workers`.
+LIST_METHODS = ("stats", "active_queues", "registered", "conf")
 # Long enough to wait behind one full inspection of unresponsive workers.
 REPLIES_WAIT = TIMEOUT * len(METHODS) + 2.0
 
@@ -115,6 +118,17 @@ def _one(svc: Services, method: str, hosts: list[str]) -> dict[str, Any]:
     return {host: value for reply in replies for host, value in reply.items()}
 
 
+def _without_alternates(stats: Any) -> Any:
+    """`stats` without `broker.alternates` (the failover broker URLs, which may hold
+    passwords): Flower drops it too."""
+    if not isinstance(stats, dict):
+        return stats
+    broker = (stats.get("consumer") or stats).get("broker")
+    if isinstance(broker, dict):
+        broker.pop("alternates", None)
+    return stats
+
+
 def inspect_workers(
     svc: Services, hosts: list[str], methods: tuple[str, ...] = METHODS
 ) -> dict[str, dict[str, Any]]:
@@ -130,6 +144,8 @@ def inspect_workers(
         out: dict[str, dict[str, Any]] = {h: {} for h in hosts}
         for method in methods:
             for host, value in _one(svc, method, hosts).items():
+                if method == "stats":
+                    value = _without_alternates(value)
                 out.setdefault(host, {})[method] = value
         for stale in [k for k, (t, _) in _cache.items() if now - t > CACHE_SECONDS]:
             del _cache[stale]

@@ -13,7 +13,14 @@ from flask import Blueprint, jsonify, request
 
 from webapp.auth.guard import admin_required, require_all_jobs
 from webapp.errors import ApiError
-from webapp.monitor.broadcasts import control, inspect_workers, known_host, shutdown_worker
+from webapp.monitor.broadcasts import (
+    LIST_METHODS,
+    METHODS,
+    control,
+    inspect_workers,
+    known_host,
+    shutdown_worker,
+)
 from webapp.monitor.worker_status import list_workers
 from webapp.params import int_arg
 from webapp.queues import check_queue_name
@@ -61,7 +68,8 @@ def workers() -> Any:
     if flag("status"):
         return jsonify({w["hostname"]: w["online"] for w in known})
     hosts = [name] if name else [w["hostname"] for w in known if w["online"]]
-    replies = inspect_workers(svc, hosts)
+    # as Flower: the task lists only when one worker is asked for
+    replies = inspect_workers(svc, hosts, METHODS if name else LIST_METHODS)
     now = time.time()
     out = {h: {**info, "timestamp": now} for h, info in replies.items() if info}
     return jsonify(out)
