@@ -70,3 +70,9 @@ def surrogate(ctx: Context) -> str:
     text = "a" + chr(0xD800) + "b" + chr(0) + "c"
     ctx.output(text)
     return text
+
+
+@agent(description="Reports `done` of `total` progress, then succeeds without reporting more.")
+def partial_progress(ctx: Context, done: int = 1, total: int = 4) -> int:
+    ctx.progress(done, total)
+    return done

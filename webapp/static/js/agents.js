@@ -71,9 +71,15 @@ async function loadRuns(name) {
     }
     if (!c.jobs.size) c.recent.append(el("li", { class: "muted" }, "No runs yet."));
     const n = page.counts || {};
+    // Cancelled runs (REVOKED) are neither successes nor failures: they are left out.
     const ok = n.SUCCESS || 0;
-    const done = ok + (n.FAILURE || 0) + (n.REVOKED || 0);
-    c.rate.textContent = done ? `${Math.round((ok / done) * 100)}% of ${done} finished` : "no finished runs";
+    const done = ok + (n.FAILURE || 0);
+    const cancelled = n.REVOKED || 0;
+    c.rate.dataset.success = String(ok);
+    c.rate.dataset.failure = String(n.FAILURE || 0);
+    c.rate.textContent =
+      (done ? `${Math.round((ok / done) * 100)}% of ${done} finished` : "no finished runs") +
+      (cancelled ? ` (${cancelled} cancelled, not counted)` : "");
   } catch (err) {
     clear(c.recent).append(el("li", { class: "muted" }, `Could not load runs: ${err.message}`));
   }

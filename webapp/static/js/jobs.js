@@ -6,6 +6,7 @@ import { fold } from "./fold.js";
 import { subscribe } from "./live.js";
 
 const DEFAULT_PAGE_SIZE = 50;
+const PROGRESS_MAX_FOLLOWED = 10; // running rows whose progress events the page follows
 const MAX_ROWS = 200;
 
 const form = $("#filters");
@@ -29,6 +30,8 @@ let reloadTimer = null;
 let loading = false;
 let heldEvents = []; // events that arrived while a page was loading
 let countsTimer = null;
+const progressFeeds = new Map(); // job id -> unsubscribe, for running rows shown
+const progressOf = new Map(); // job id -> {done, total} from its last progress event
 
 // ---- rendering ------------------------------------------------------------------
 
@@ -57,11 +60,62 @@ function fillRow(tr, job) {
   clear(tr).append(
     el("td", { class: "job-cell" }, el("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-id", title: job.id }, job.id.slice(0, 8))),
     el("td", {}, label, parent),
-    el("td", {}, stateBadge(job.state)),
+    el("td", { class: "state-cell" }, stateBadge(job.state), progressBar(job)),
     el("td", {}, timeEl(job.created_at), el("span", { class: "abs muted small" }, absTime(job.created_at))),
     el("td", { class: "dur" }, duration(runtimeOf(job))),
     el("td", { class: "wide muted" }, workerText(job)),
   );
+}
+
+// ---- progress of running rows --------------------------------------------------
+// The jobs topic carries only lifecycle events, so the page follows the job topic of
+// at most PROGRESS_MAX_FOLLOWED running rows (from their last seq: nothing replayed),
+// takes only their `progress` events, and lets go when the job leaves STARTED.
+
+function progressBar(job) {
+  const p = progressOf.get(job.id);
+  const bar = el("progress", { class: "row-progress", max: "1", value: "0", "aria-label": "Progress" });
+  bar.hidden = true;
+  if (p && !FINAL.has(job.state)) setProgress(bar, p);
+  return bar;
+}
+
+function setProgress(bar, { done, total }) {
+  bar.hidden = false;
+  bar.max = total > 0 ? total : 1;
+  bar.value = total > 0 ? Math.min(done, total) : 0;
+  bar.title = total > 0 ? `${done} / ${total} (${Math.round((done / total) * 100)}%)` : String(done);
+}
+
+function followProgress() {
+  for (const [id, stop] of progressFeeds) {
+    const entry = rows.get(id);
+    if (!entry || entry.job.state !== "STARTED") {
+      stop();
+      progressFeeds.delete(id);
+      progressOf.delete(id);
+      if (entry) entry.tr.querySelector(".row-progress").hidden = true;
+    }
+  }
+  for (const { job } of rows.values()) {
+    if (progressFeeds.size >= PROGRESS_MAX_FOLLOWED) break;
+    if (job.state !== "STARTED" || progressFeeds.has(job.id)) continue;
+    const id = job.id;
+    progressFeeds.set(id, subscribe(`job:${id}`, {
+      since: job.last_seq || 0,
+      onEvents(list) {
+        const last = list.filter((ev) => ev.type === "progress").pop();
+        if (!last) return;
+        const p = { done: Number(last.data?.done) || 0, total: Number(last.data?.total) || 0 };
+        progressOf.set(id, p);
+        const entry = rows.get(id);
+        if (entry && entry.job.state === "STARTED") setProgress(entry.tr.querySelector(".row-progress"), p);
+      },
+      onReset() {
+        return rows.get(id)?.job.last_seq || 0;
+      },
+    }));
+  }
 }
 
 function updateRow(entry) {
@@ -120,6 +174,7 @@ async function load() {
     counts = page.counts || {};
     renderCounts();
     renderEmpty();
+    followProgress();
     olderBtn.disabled = !nextCursor;
     newerBtn.disabled = !cursor;
     status.textContent = "";
@@ -238,10 +293,21 @@ function syncUrl() {
   history.replaceState(null, "", url);
 }
 
+const needsInput = $("#needs-input");
+/** "Needs input": the WAITING jobs (suspended runs: a question, a time or their children). */
+function renderNeedsInput() {
+  needsInput.checked = filters.state === "WAITING";
+}
+needsInput.addEventListener("change", () => {
+  form.elements.state.value = needsInput.checked ? "WAITING" : "";
+  form.requestSubmit();
+});
+
 form.addEventListener("submit", (e) => {
   e.preventDefault();
   const data = new FormData(form);
   filters.state = String(data.get("state") || "");
+  renderNeedsInput();
   filters.agent = String(data.get("agent") || "");
   filters.q = String(data.get("q") || "").trim();
   cursor = "";
@@ -313,6 +379,7 @@ function tick() {
 
 form.elements.state.value = filters.state;
 form.elements.q.value = filters.q;
+renderNeedsInput();
 renderParentFilter();
 loadAgents();
 // The list is loaded once the live feed is on (and again after each reconnect),
@@ -323,6 +390,7 @@ subscribe("jobs", {
     if (loading) heldEvents.push(...list);
     for (const ev of list) applyEvent(ev);
     renderCounts();
+    followProgress();
   },
   onSubscribed() {
     if (loadedOnce) reloadSoon();

@@ -135,7 +135,10 @@ function renderHeader() {
   const final = FINAL.has(job.state);
   ui.output.dataset.placeholder = final ? "No output." : "No output yet.";
   ui.cancel.disabled = final;
+  ui.cancel.hidden = final;
   ui.retry.disabled = !final;
+  ui.stepsEmpty.textContent = final ? "No steps." : "No steps yet.";
+  renderProgressDone();
   renderRetryFailed();
   renderRelations();
   renderSuspension();
@@ -552,6 +555,14 @@ function drawProgress(ev) {
   ui.progressText.textContent = total > 0 ? `${done} / ${total} (${Math.round((done / total) * 100)}%)` : String(done);
 }
 
+/** A job that succeeded is done: its bar completes even if its last report fell short. */
+function renderProgressDone() {
+  if (job.state !== "SUCCESS" || ui.progressRow.hidden || ui.progress.value >= ui.progress.max) return;
+  ui.progress.value = ui.progress.max;
+  const max = ui.progress.max;
+  ui.progressText.textContent = max > 1 ? `${max} / ${max} (100%)` : "100%";
+}
+
 function drawOne(ev) {
   if (ev.data && ev.data.step !== undefined && ev.data.step !== null) sawRecorded = true;
   switch (ev.type) {
@@ -871,8 +882,11 @@ function flush() {
   const chars = outputChars;
   // Read before writing: this layout is clean, so reading it costs nothing.
   const wasAtBottom = nearBottom(ui.output);
+  const timelineAtBottom = nearBottom(ui.timeline);
   for (const ev of batch) drawOne(ev);
   appendTimeline(batch);
+  // Follow the timeline while the reader is at its end; one scrolled up stays where they are.
+  if (timelineAtBottom) ui.timeline.scrollTop = ui.timeline.scrollHeight;
   layoutWaterfall();
   renderHeader();
   syncQuestionForm();
@@ -931,6 +945,7 @@ async function load() {
   // The REST job can be behind the events (or ahead, for fields events lack).
   if (lastSeq < (job.last_seq || 0)) job.last_seq = lastSeq;
   rebuildTimeline();
+  ui.timeline.scrollTop = ui.timeline.scrollHeight; // start at the newest, following
   const queued = pending;
   pending = [];
   for (const ev of queued) drawOne(ev);

@@ -29,14 +29,14 @@ function row(t) {
   const tr = el("tr", { dataset: { task: t.uuid, state: t.state } });
   tr.append(
     el("td", {}, el("a", { href: taskUrl(t.uuid), class: "job-id", title: t.uuid }, t.uuid.slice(0, 8))),
-    el("td", { class: "mono small" }, t.name || t.agent || "—"),
+    el("td", { class: "mono small name" }, t.name || t.agent || "—"),
     el("td", { class: "state" }, stateBadge(t.state)),
     el("td", { class: "mono small clip" }, compact(t.args ?? "", 60)),
     el("td", { class: "mono small clip" }, compact(t.result ?? t.exception ?? "", 60)),
-    el("td", { class: "small" }, absTime(t.received)),
-    el("td", { class: "small" }, absTime(t.started)),
+    el("td", { class: "small date" }, absTime(t.received)),
+    el("td", { class: "small date" }, absTime(t.started)),
     el("td", { class: "num dur" }, duration(t.runtime)),
-    el("td", { class: "small" }, t.worker ? el("a", { href: workerUrl(t.worker) }, t.worker) : "—"),
+    el("td", { class: "small worker" }, t.worker ? el("a", { href: workerUrl(t.worker) }, t.worker) : "—"),
   );
   return tr;
 }
