@@ -59,15 +59,15 @@ def test_a_running_row_shows_its_progress(
 
     # Then its row shows a bar that moves while it runs
     bar = page.locator(f'tr[data-job="{job}"] .row-progress')
-    expect(bar).to_be_visible(timeout=15_000)
+    expect(bar).to_be_visible(timeout=30_000)
     expect(bar).to_have_attribute("max", "8")
     page.wait_for_function(
         f"() => Number(document.querySelector('tr[data-job=\"{job}\"] .row-progress').value) >= 2",
-        timeout=15_000,
+        timeout=30_000,
     )
     # And once it has ended the bar goes (the duration says it is done)
     expect(page.locator(f'tr[data-job="{job}"]')).to_have_attribute(
-        "data-state", "SUCCESS", timeout=20_000
+        "data-state", "SUCCESS", timeout=40_000
     )
     expect(bar).to_be_hidden()
 
