@@ -204,11 +204,7 @@ def list_users() -> Any:
 @admin_required
 def create_user() -> Any:
     body = _object_body()
-    password = body.get("password")
-    if password is not None and (not isinstance(password, str) or len(password) < 8):
-        raise ApiError(
-            422, "invalid_input", '"password" must be 8 characters or more', field="password"
-        )
+    password = _password(body)
     try:
         user = store().create_user(
             body.get("name"),  # type: ignore[arg-type]
@@ -225,11 +221,7 @@ def create_user() -> Any:
 @admin_required
 def update_user(user_id: str) -> Any:
     body = _object_body()
-    password = body.get("password")
-    if password is not None and (not isinstance(password, str) or len(password) < 8):
-        raise ApiError(
-            422, "invalid_input", '"password" must be 8 characters or more', field="password"
-        )
+    password = _password(body)
     try:
         user = store().update_user(
             user_id,
@@ -304,6 +296,15 @@ def _object_body() -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ApiError(400, "bad_request", "the body must be a JSON object")
     return body
+
+
+def _password(body: dict[str, Any]) -> str | None:
+    password = body.get("password")
+    if password is not None and (not isinstance(password, str) or len(password) < 8):
+        raise ApiError(
+            422, "invalid_input", '"password" must be 8 characters or more', field="password"
+        )
+    return password
 
 
 def _bool(body: dict[str, Any], name: str, default: bool | None) -> Any:
