@@ -27,7 +27,7 @@ from workers.envelope import Event, read_head, read_seq, read_state, read_ts
 from workers.lua import RS, SEP
 from workers.publisher import _pack
 
-# -- the baseline: the code as it was, one copy of each place ---------------------
+# -- the reference: a straightforward writer and readers of each place, to compare with --
 _PLAIN = re.compile(r"[A-Za-z0-9_.:@-]*")
 _encode_slowly = json.JSONEncoder(separators=(",", ":"), default=str).encode
 

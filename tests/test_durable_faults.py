@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
 from tests.support import Platform, WebService, WorkerService, http
+from tests.support.jobs import job, state_is, submit, suspended
 from tests.support.own_redis import RedisControl, start_own_redis_platform
 from workers.keys import Keys
 from workers.models import Job, RunStep
@@ -126,36 +127,12 @@ def r(own: Platform) -> Iterator[redis.Redis]:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def submit(url: str, agent: str, **input: Any) -> str:
-    r = http.post(f"{url}/api/jobs", json={"agent": agent, "input": input})
-    assert r.status_code == 202, r.text
-    return str(r.json()["id"])
-
-
 def answer(url: str, job_id: str, value: Any) -> int:
     return http.post(f"{url}/api/jobs/{job_id}/input", json={"answer": value}).status_code
 
 
-def job(url: str, job_id: str) -> dict[str, Any]:
-    return dict(http.get(f"{url}/api/jobs/{job_id}").json())
-
-
 def ended(url: str, job_id: str, timeout: float = 30) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def final() -> bool:
-        seen.update(job(url, job_id))
-        return seen["state"] in FINAL
-
-    assert wait_until(final, timeout), f"{job_id} still {seen.get('state')}"
-    return seen
-
-
-def suspended(url: str, job_id: str, timeout: float = 30) -> None:
-    """The run has recorded its wait (it is answerable), not only said input.requested."""
-    assert wait_until(
-        lambda: any(s["status"] == "waiting" for s in job(url, job_id)["steps"]), timeout
-    ), job(url, job_id)
+    return state_is(url, job_id, *FINAL, timeout=timeout)
 
 
 def stopped_at(r: redis.Redis, marker: str, timeout: float = 30) -> str:

@@ -12,35 +12,8 @@ import redis
 from launcher.net import wait_until
 from tests.support import WebService, WorkerService, http
 from tests.support.follow import JobView
+from tests.support.jobs import state_is, submit, suspended
 from tests.support.ws import WsClient
-
-
-def submit(base: str, agent: str, **input: Any) -> str:
-    r = http.post(f"{base}/api/jobs", json={"agent": agent, "input": input})
-    assert r.status_code == 202, r.text
-    return str(r.json()["id"])
-
-
-def job(base: str, job_id: str) -> dict[str, Any]:
-    return dict(http.get(f"{base}/api/jobs/{job_id}").json())
-
-
-def state_is(base: str, job_id: str, *states: str, timeout: float = 30) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    def reached() -> bool:
-        seen.update(job(base, job_id))
-        return seen["state"] in states
-
-    assert wait_until(reached, timeout), f"{job_id} is {seen.get('state')}, not {states}"
-    return seen
-
-
-def suspended(base: str, job_id: str, timeout: float = 30) -> None:
-    """The run has recorded its wait (answerable), not only said input.requested."""
-    assert wait_until(
-        lambda: any(s["status"] == "waiting" for s in job(base, job_id)["steps"]), timeout
-    ), job(base, job_id)
 
 
 def count(client: redis.Redis, marker: str, step: str) -> int:

@@ -244,17 +244,19 @@ class Hub(Loop):
         with self.lock:
             clients = list(self.by_topic[JOBS_TOPIC])
         everything = [raw for _, raw in events]
-        restricted = [c for c in clients if c.principal is not None and not c.principal.sees_all]
-        owners = self.owners.of(job for job, _ in events) if restricted else {}
+        restricted = any(c.principal is not None and not c.principal.sees_all for c in clients)
+        by_owner: dict[str | None, list[str]] = {}
+        if restricted:  # split once per message, not once per client
+            owners = self.owners.of(job for job, _ in events)
+            for job, raw in events:
+                by_owner.setdefault(owners.get(job), []).append(raw)
         for client in clients:
             who = client.principal
             if who is None:
                 continue
             if who.sees_all:
                 client.put_events(JOBS_TOPIC, everything)
-                continue
-            mine = [raw for job, raw in events if owners.get(job) == who.user_id]
-            if mine:
+            elif mine := by_owner.get(who.user_id):
                 client.put_events(JOBS_TOPIC, mine)
 
     def close_where(self, should_close: Callable[[Client], bool], code: int, reason: str) -> int:
