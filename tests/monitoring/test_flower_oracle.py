@@ -173,7 +173,13 @@ def test_our_flower_api_has_flowers_keys(
     diffs += differences("/api/task/types", theirs, ours)
     assert set(theirs["task-types"]) <= set(ours["task-types"])
 
-    theirs = flower.get("/api/queues/length")
+    # Flower lists a worker's queues from its own inspection, which may not have run yet
+    flower.get("/api/workers", refresh="true")
+    theirs = eventually(
+        lambda: flower.get("/api/queues/length"),
+        lambda q: EVENTS_QUEUE in {x["name"] for x in q["active_queues"]},
+        20,
+    )
     ours = api.get("/api/queues/length")
     diffs += differences("/api/queues/length", theirs, ours)
     assert EVENTS_QUEUE in {q["name"] for q in theirs["active_queues"]}
