@@ -65,7 +65,6 @@ def table(figures: list[Figure]) -> str:
         base = f"{_num(f.baseline, f.unit)} ({f.baseline_name})" if f.baseline_name else "–"
         ratio = f"×{f.ratio:.2f}" if f.ratio is not None else "–"
         holds = {True: "yes", False: "**no**", None: "–"}[f.ok]
-        lines.append(
-            f"| {f.name} | {_num(f.value, f.unit)} | {base} | {ratio} | {f.floor or '–'} | {holds} |"
-        )
+        cells = [f.name, _num(f.value, f.unit), base, ratio, f.floor or "–", holds]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
