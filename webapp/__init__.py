@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         WakeRecorder(recorder), DeliveryLatency(monitor.latency), LostWorkers(svc), Waker(svc)
     )
     # Every background thread of the app.
-    svc.loops.add(hub, recorder, svc.janitor, monitor, SocketWarden(hub, svc.accounts))
+    svc.loops.add(hub, hub.latest, recorder, svc.janitor, monitor, SocketWarden(hub, svc.accounts))
     if background:
         svc.loops.start()
     return app

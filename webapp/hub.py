@@ -21,6 +21,7 @@ import redis
 from sqlalchemy.orm import sessionmaker
 
 from webapp.clients import CLOSE_GOING_AWAY, Client
+from webapp.coalesce import JOBS_LATEST_TOPIC, Coalescer
 from webapp.loops import Loop
 from webapp.owners import JobOwners
 from webapp.replay import Replay, events_since
@@ -57,6 +58,9 @@ class Hub(Loop):
         self.clients: set[Client] = set()
         self.by_job: dict[str, set[Client]] = {}
         self.by_topic: dict[str, set[Client]] = {JOBS_TOPIC: set(), WORKERS_TOPIC: set()}
+        # `jobs:latest` (webapp/coalesce.py): its own loop, fed from _dispatch_one.
+        self.by_topic[JOBS_LATEST_TOPIC] = set()
+        self.latest = Coalescer(lambda: self.subscribers(JOBS_LATEST_TOPIC), self.owners.of)
         self.connected = False
         self.instance_id = uuid.uuid4().hex  # names this web process in Redis leases
         self.delivered = 0  # job events handed to a client's subscription, live
@@ -185,6 +189,7 @@ class Hub(Loop):
             self.healthy()
             if self._subscribed_before:
                 self._replay_all()  # events published while we were away
+                self.latest.reset()
             self._subscribed_before = True
             while not self.stopping:
                 msg = pubsub.get_message(timeout=1.0)
@@ -236,6 +241,7 @@ class Hub(Loop):
             if sub is not None and sub.offer_live(seq, raw):
                 self._spawn_replay(client, job, sub)  # a gap: fill it from the log
         self.delivered += len(clients)
+        self.latest.offer(seq, type_, raw)
         self.hooks.on_envelope(raw, job)
         return job if type_.startswith(LIFECYCLE_PREFIX) else None
 
@@ -266,6 +272,10 @@ class Hub(Loop):
         for client in doomed:
             client.close(code, reason)
         return len(doomed)
+
+    def subscribers(self, topic: str) -> list[Client]:
+        with self.lock:
+            return list(self.by_topic[topic])
 
     def _fanout(self, topic: str, raws: list[str]) -> None:
         with self.lock:

@@ -17,6 +17,7 @@ from simple_websocket import ConnectionClosed
 from webapp import strict_json
 from webapp.auth.store import AccountStore
 from webapp.clients import CLOSE_UNAUTHORIZED, Client
+from webapp.coalesce import JOBS_LATEST_TOPIC
 from webapp.errors import ApiError
 from webapp.hub import JOB_TOPIC_PREFIX, JOBS_TOPIC, WORKERS_TOPIC, Hub
 from webapp.params import MAX_INT, json_int
@@ -64,11 +65,12 @@ def _topic(frame: dict[str, Any]) -> str:
     topic = frame.get("topic")
     if not isinstance(topic, str):
         raise FrameError("bad_topic", 'a "topic" string is required')
-    if topic in (JOBS_TOPIC, WORKERS_TOPIC):
+    if topic in (JOBS_TOPIC, JOBS_LATEST_TOPIC, WORKERS_TOPIC):
         return topic
     if topic.startswith(JOB_TOPIC_PREFIX) and JOB_ID.match(topic[len(JOB_TOPIC_PREFIX) :]):
         return topic
-    raise FrameError("bad_topic", f"unknown topic {topic[:80]!r}: use jobs, workers or job:<id>")
+    known = "jobs, jobs:latest, workers or job:<id>"
+    raise FrameError("bad_topic", f"unknown topic {topic[:80]!r}: use {known}")
 
 
 def handle_frame(hub: Hub, client: Client, text: Any) -> None:

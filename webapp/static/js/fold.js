@@ -137,3 +137,25 @@ export function fold(job, ev) {
   job.runtime = job.started_at && job.finished_at ? Math.round((job.finished_at - job.started_at) * 1e6) / 1e6 : null;
   return job;
 }
+
+/**
+ * Fold one `jobs:latest` entry (docs/api.md: the fields its job's events since the
+ * last frame set, as `fold` sets them) into `job` (changed in place; a new job when it
+ * is null) and return the job; an entry no newer than the job (`seq <= last_seq`) is
+ * left out. A job that finished keeps its `finished_at`, and a job keeps the
+ * `created_at` it has (a durable run queued again is not a new job).
+ */
+export function foldLatest(job, e) {
+  if (!job) job = newJob({ job: e.id, state: e.state, ts: e.created_at ?? e.updated_at });
+  else if (e.seq <= or(job.last_seq, 0)) return job;
+  for (const key of ["agent", "name", "worker", "started_at", "parent_id"]) {
+    if (Object.hasOwn(e, key)) job[key] = e[key];
+  }
+  if (Object.hasOwn(e, "finished_at")) job.finished_at = or(job.finished_at, e.finished_at);
+  job.created_at = or(job.created_at, e.created_at);
+  job.state = e.state;
+  job.last_seq = e.seq;
+  job.updated_at = e.updated_at;
+  job.runtime = job.started_at && job.finished_at ? Math.round((job.finished_at - job.started_at) * 1e6) / 1e6 : null;
+  return job;
+}

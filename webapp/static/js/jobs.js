@@ -1,13 +1,14 @@
-// The jobs page (/): newest first, live over the "jobs" topic; filters, search,
+// The jobs page (/): newest first, live over the "jobs:latest" topic (the latest state
+// of each changed job, at most ten frames a second); filters, search,
 // cursor pagination and per-state counters. `?parent=<id>` lists a job's children.
 import { listAgents, listJobs } from "./api.js";
 import { FINAL, STATES, $, absTime, announcer, clear, duration, el, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
-import { fold } from "./fold.js";
+import { foldLatest } from "./fold.js";
 import { subscribe } from "./live.js";
 
 const DEFAULT_PAGE_SIZE = 50;
-const PROGRESS_MAX_FOLLOWED = 10; // running rows whose progress events the page follows
 const MAX_ROWS = 200;
+const MAX_KNOWN = 10_000; // jobs whose state the counters follow
 
 const form = $("#filters");
 const tbody = $("#jobs tbody");
@@ -28,9 +29,8 @@ const known = new Map(); // job id -> {state, agent, parent} for counters
 let counts = {};
 let reloadTimer = null;
 let loading = false;
-let heldEvents = []; // events that arrived while a page was loading
+let heldEntries = []; // jobs:latest entries that arrived while a page was loading
 let countsTimer = null;
-const progressFeeds = new Map(); // job id -> unsubscribe, for running rows shown
 const progressOf = new Map(); // job id -> {done, total} from its last progress event
 
 // ---- rendering ------------------------------------------------------------------
@@ -68,54 +68,23 @@ function fillRow(tr, job) {
 }
 
 // ---- progress of running rows --------------------------------------------------
-// The jobs topic carries only lifecycle events, so the page follows the job topic of
-// at most PROGRESS_MAX_FOLLOWED running rows (from their last seq: nothing replayed),
-// takes only their `progress` events, and lets go when the job leaves STARTED.
+// A `jobs:latest` entry carries its job's last `progress` (done, total): a running
+// (STARTED) row shows it as a bar under its badge.
 
 function progressBar(job) {
-  const p = progressOf.get(job.id);
   const bar = el("progress", { class: "row-progress", max: "1", value: "0", "aria-label": "Progress" });
-  bar.hidden = true;
-  if (p && !FINAL.has(job.state)) setProgress(bar, p);
+  showProgress(bar, job);
   return bar;
 }
 
-function setProgress(bar, { done, total }) {
-  bar.hidden = false;
+function showProgress(bar, job) {
+  const p = progressOf.get(job.id);
+  bar.hidden = !p || job.state !== "STARTED";
+  if (bar.hidden) return;
+  const { done, total } = p;
   bar.max = total > 0 ? total : 1;
   bar.value = total > 0 ? Math.min(done, total) : 0;
   bar.title = total > 0 ? `${done} / ${total} (${Math.round((done / total) * 100)}%)` : String(done);
-}
-
-function followProgress() {
-  for (const [id, stop] of progressFeeds) {
-    const entry = rows.get(id);
-    if (!entry || entry.job.state !== "STARTED") {
-      stop();
-      progressFeeds.delete(id);
-      progressOf.delete(id);
-      if (entry) entry.tr.querySelector(".row-progress").hidden = true;
-    }
-  }
-  for (const { job } of rows.values()) {
-    if (progressFeeds.size >= PROGRESS_MAX_FOLLOWED) break;
-    if (job.state !== "STARTED" || progressFeeds.has(job.id)) continue;
-    const id = job.id;
-    progressFeeds.set(id, subscribe(`job:${id}`, {
-      since: job.last_seq || 0,
-      onEvents(list) {
-        const last = list.filter((ev) => ev.type === "progress").pop();
-        if (!last) return;
-        const p = { done: Number(last.data?.done) || 0, total: Number(last.data?.total) || 0 };
-        progressOf.set(id, p);
-        const entry = rows.get(id);
-        if (entry && entry.job.state === "STARTED") setProgress(entry.tr.querySelector(".row-progress"), p);
-      },
-      onReset() {
-        return rows.get(id)?.job.last_seq || 0;
-      },
-    }));
-  }
 }
 
 function updateRow(entry) {
@@ -124,6 +93,7 @@ function updateRow(entry) {
   setBadge(tr.querySelector(".badge"), job.state);
   tr.querySelector(".dur").textContent = duration(runtimeOf(job));
   tr.querySelector(".wide").textContent = workerText(job);
+  showProgress(tr.querySelector(".row-progress"), job);
 }
 
 function renderCounts() {
@@ -158,7 +128,7 @@ function query(extra = {}) {
 async function load() {
   status.textContent = "Loading…";
   loading = true;
-  heldEvents = [];
+  heldEntries = [];
   try {
     const page = await listJobs(query(cursor ? { cursor } : {}));
     rows.clear();
@@ -166,7 +136,7 @@ async function load() {
     for (const job of page.jobs || []) {
       const tr = jobRow(job);
       rows.set(job.id, { tr, job });
-      known.set(job.id, { state: job.state, agent: job.agent, parent: job.parent_id });
+      remember(job.id, { state: job.state, agent: job.agent, parent: job.parent_id });
       frag.append(tr);
     }
     clear(tbody).append(frag);
@@ -174,7 +144,6 @@ async function load() {
     counts = page.counts || {};
     renderCounts();
     renderEmpty();
-    followProgress();
     olderBtn.disabled = !nextCursor;
     newerBtn.disabled = !cursor;
     status.textContent = "";
@@ -184,9 +153,9 @@ async function load() {
     loading = false;
   }
   // What happened while the page was on its way: apply it on top.
-  const held = heldEvents;
-  heldEvents = [];
-  for (const ev of held) applyEvent(ev);
+  const held = heldEntries;
+  heldEntries = [];
+  for (const e of held) applyLatest(e);
   if (held.length) {
     renderCounts();
     refreshCountsSoon();
@@ -226,44 +195,54 @@ function matchesFilters(job) {
   return true;
 }
 
-function countTransition(id, ev) {
+function remember(id, state) {
+  known.set(id, state);
+  if (known.size > MAX_KNOWN) known.delete(known.keys().next().value);
+}
+
+function countTransition(id, e) {
   const prev = known.get(id);
   if (!prev) {
-    const parent = ev.data?.parent_id ?? null;
-    if (ev.type === "job.queued" && !filters.q && (!filters.agent || ev.data?.agent === filters.agent) && (!filters.parent || parent === filters.parent)) {
-      counts[ev.state] = (counts[ev.state] ?? 0) + 1;
-      known.set(id, { state: ev.state, agent: ev.data?.agent ?? null, parent });
+    const parent = e.parent_id ?? null;
+    if (e.queued && !filters.q && (!filters.agent || e.agent === filters.agent) && (!filters.parent || parent === filters.parent)) {
+      counts[e.state] = (counts[e.state] ?? 0) + 1;
+      remember(id, { state: e.state, agent: e.agent ?? null, parent });
     } else {
       refreshCountsSoon();
     }
     return;
   }
-  if (prev.state !== ev.state) {
+  if (prev.state !== e.state) {
     if (filters.q || (filters.agent && prev.agent !== filters.agent) || (filters.parent && prev.parent !== filters.parent)) {
       if (filters.q) refreshCountsSoon();
     } else {
       counts[prev.state] = Math.max(0, (counts[prev.state] ?? 1) - 1);
-      counts[ev.state] = (counts[ev.state] ?? 0) + 1;
+      counts[e.state] = (counts[e.state] ?? 0) + 1;
     }
-    prev.state = ev.state;
+    prev.state = e.state;
   }
 }
 
-function applyEvent(ev) {
-  const id = ev.job;
-  countTransition(id, ev);
+/** One jobs:latest entry: the fields its job's events set since the last frame. */
+function applyLatest(e) {
+  const id = e.id;
   const entry = rows.get(id);
+  if (entry && e.seq <= (entry.job.last_seq || 0)) return; // the row is newer (reloaded)
+  countTransition(id, e);
+  if (e.progress) progressOf.set(id, { done: Number(e.progress.done) || 0, total: Number(e.progress.total) || 0 });
+  if (FINAL.has(e.state)) progressOf.delete(id);
   if (entry) {
-    const job = fold(entry.job, ev);
-    if (FINAL.has(ev.state) && ev.type.startsWith("job.")) {
-      announce(`Job ${id.slice(0, 8)} (${job.agent || job.name || "job"}) is ${ev.state}`);
+    const wasFinal = FINAL.has(entry.job.state);
+    const job = foldLatest(entry.job, e);
+    if (!wasFinal && FINAL.has(job.state)) {
+      announce(`Job ${id.slice(0, 8)} (${job.agent || job.name || "job"}) is ${job.state}`);
     }
     updateRow(entry);
     return;
   }
   if (cursor) return; // an older page: new jobs don't belong here
-  if (ev.type === "job.queued") {
-    const job = fold(null, ev);
+  if (e.queued) {
+    const job = foldLatest(null, e);
     if (matchesFilters(job)) {
       const tr = jobRow(job);
       tr.classList.add("fresh");
@@ -272,6 +251,7 @@ function applyEvent(ev) {
       while (tbody.childElementCount > Math.max(MAX_ROWS, PAGE_SIZE)) {
         const last = tbody.lastElementChild;
         rows.delete(last.dataset.job);
+        progressOf.delete(last.dataset.job);
         last.remove();
       }
       renderEmpty();
@@ -385,12 +365,11 @@ loadAgents();
 // The list is loaded once the live feed is on (and again after each reconnect),
 // so no change can fall between the two; without a feed, it loads anyway.
 let loadedOnce = false;
-subscribe("jobs", {
-  onEvents(list) {
-    if (loading) heldEvents.push(...list);
-    for (const ev of list) applyEvent(ev);
+subscribe("jobs:latest", {
+  onLatest(list) {
+    if (loading) heldEntries.push(...list);
+    for (const e of list) applyLatest(e);
     renderCounts();
-    followProgress();
   },
   onSubscribed() {
     if (loadedOnce) reloadSoon();
@@ -398,6 +377,10 @@ subscribe("jobs", {
       loadedOnce = true;
       load();
     }
+  },
+  onReset() {
+    reloadSoon(); // the server may have missed events: what SQL holds is the truth
+    return 0;
   },
 });
 setTimeout(() => {

@@ -9,6 +9,7 @@
 //   since?: number                        // job topics: deliver events with seq > since
 //   epoch?: string                        // job topics: the epoch `since` counts in (REST gives it)
 //   onEvents(events)                      // envelopes, in order, each once (job topics)
+//   onLatest?(entries)                    // jobs:latest: one entry per job changed since the last frame
 //   onReset?(): Promise<number>           // reload over REST; resolve to the new last seq
 //   onSubscribed?()                       // non-job topics: (re)subscribed; load over REST now,
 //                                         // so nothing between the load and the live feed is lost
@@ -206,6 +207,9 @@ function dispatch(frame) {
       if (!entry) return;
       if (isJobTopic(frame.topic)) acceptJobEvents(frame.topic, entry, frame.events || []);
       else entry.handlers.onEvents?.(frame.events || []);
+      return;
+    case "latest":
+      if (entry) entry.handlers.onLatest?.(frame.jobs || []);
       return;
     case "subscribed":
       if (!entry) return;
