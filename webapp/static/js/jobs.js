@@ -7,8 +7,8 @@ import { foldLatest } from "./fold.js";
 import { subscribe } from "./live.js";
 
 const DEFAULT_PAGE_SIZE = 50;
-const MAX_ROWS = 200;
 const MAX_KNOWN = 10_000; // jobs whose state the counters follow
+const FLASH_MS = 1200; // a new row flashes (tr.fresh) only on a page that had none this long
 
 const form = $("#filters");
 const tbody = $("#jobs tbody");
@@ -31,6 +31,7 @@ let reloadTimer = null;
 let loading = false;
 let heldEntries = []; // jobs:latest entries that arrived while a page was loading
 let countsTimer = null;
+let lastNewRowAt = 0;
 const progressOf = new Map(); // job id -> {done, total} from its last progress event
 
 // ---- rendering ------------------------------------------------------------------
@@ -245,10 +246,14 @@ function applyLatest(e) {
     const job = foldLatest(null, e);
     if (matchesFilters(job)) {
       const tr = jobRow(job);
-      tr.classList.add("fresh");
+      // Under a stream of new jobs the flash would repaint the table without pause.
+      const now = performance.now();
+      if (now - lastNewRowAt > FLASH_MS) tr.classList.add("fresh");
+      lastNewRowAt = now;
       rows.set(id, { tr, job });
       tbody.prepend(tr);
-      while (tbody.childElementCount > Math.max(MAX_ROWS, PAGE_SIZE)) {
+      // A page keeps its size: more rows would be laid out and painted on every frame.
+      while (tbody.childElementCount > PAGE_SIZE) {
         const last = tbody.lastElementChild;
         rows.delete(last.dataset.job);
         progressOf.delete(last.dataset.job);
