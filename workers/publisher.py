@@ -43,8 +43,9 @@ BATCH_MAX = 500
 # Under load, a batch goes once it holds this many events or its linger is up:
 # enough to spread a round trip's fixed cost thin, soon enough at high rates.
 BATCH_FULL = 64
-# "Under load": events of more than this many jobs a second, as from a worker
-# draining short tasks. An agent streaming fast is one job: it never waits.
+# "Under load": lifecycle events of more than this many jobs a second, as from a
+# worker draining short tasks. Agents streaming fast change no state while they
+# stream, however many they are: their events never wait for a linger.
 LOAD_JOBS_PER_S = 50.0
 RATE_WINDOW = 0.1
 SEEN_MAX = 10_000  # jobs whose last seq and state this process remembers
@@ -264,7 +265,7 @@ class Publisher:
                 log.exception("publisher thread error; dropping %d events", len(batch))
                 seqs = [0] * len(batch)
             backoff = 0.05
-            window_jobs.update(item.job for item in batch)
+            window_jobs.update(item.job for item in batch if item.is_lifecycle)
             if (elapsed := time.monotonic() - window_start) >= RATE_WINDOW:
                 jobs_rate, window_start = len(window_jobs) / elapsed, time.monotonic()
                 window_jobs.clear()

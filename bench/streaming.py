@@ -1,0 +1,250 @@
+"""Streaming: many jobs streaming output at once, each watched by several clients.
+
+Issue 14, item 4: 100 jobs each streaming 100 `output` events a second, each
+watched by 10 WebSocket clients (on `job:<id>`, from seq 0), plus 100 clients on
+`jobs`: every event delivered once and in order, p99 from the event's `ts` to its
+receipt under 100 ms. The streams are real agent jobs (bench/stream_agents.py, on a
+threads-pool worker, one thread per job) that start together once every client is
+subscribed. The baseline, measured in the same run on the same Redis, is the same
+number of events of the same size on bare Redis PUBLISH → SUBSCRIBE, with the same
+fan-out (10 connections per channel, 100 on every channel). The clients are one
+asyncio process (bench/streaming_client.py) for both.
+
+    python -m bench.streaming [--quick]      (or python -m bench --only streaming)
+
+`--quick`: 10 jobs, 10 watchers each, 10 clients on `jobs`, 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from bench.report import Figure, table
+from launcher.commands import REPO_ROOT, WORKER_READY, worker_argv
+from launcher.processes import ManagedProcess
+from tests.support import Platform, WebService, http, start_platform
+from tests.support.services import Service
+
+AGENTS = "bench.stream_agents"
+RATE = 100.0  # output events a second per job
+P99_FLOOR_MS = 100.0
+
+
+@dataclass(frozen=True)
+class Shape:
+    jobs: int
+    watchers: int  # sockets per job
+    topic_clients: int  # sockets on `jobs`
+    seconds: float
+
+    @property
+    def name(self) -> str:
+        return (
+            f"streaming {self.jobs} jobs × {RATE:.0f}/s, {self.watchers} watchers each"
+            f" + {self.topic_clients} on jobs"
+        )
+
+
+FULL = Shape(jobs=100, watchers=10, topic_clients=100, seconds=10)
+QUICK = Shape(jobs=10, watchers=10, topic_clients=10, seconds=5)
+
+
+class ThreadsWorker(Service):
+    """The platform's worker with a threads pool: one thread per streaming job."""
+
+    def __init__(self, platform: Platform, concurrency: int) -> None:
+        name = f"stream-{uuid.uuid4().hex[:8]}"
+        argv = worker_argv(
+            concurrency=concurrency, hostname=f"{name}@bench", extra=["-P", "threads"]
+        )
+        super().__init__(
+            ManagedProcess(
+                name,
+                argv,
+                env=platform.env(AGENTDECK_AGENT_MODULES=AGENTS),
+                cwd=REPO_ROOT,
+                log_path=platform.output_dir / f"{name}.log",
+            )
+        )
+
+    def wait_ready(self, timeout: float) -> None:
+        self.proc.wait_for_line(WORKER_READY, timeout)
+
+
+def _client(args: list[str], env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.streaming_client", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_ready(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"the clients did not get ready: {line!r}")
+
+
+def _result(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=timeout)
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def _cpu_seconds(pid: int) -> float:
+    root = psutil.Process(pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def redis_baseline(platform: Platform, shape: Shape) -> dict[str, Any]:
+    env = platform.env()
+    timeout = shape.seconds + 60
+    clients = _client(
+        [
+            "redis",
+            platform.redis_url,
+            str(shape.jobs),
+            str(shape.watchers),
+            str(shape.topic_clients),
+            str(timeout),
+        ],
+        env,
+    )
+    _wait_ready(clients)
+    start_at = time.time() + 0.5
+    subprocess.run(
+        [sys.executable, "-m", "bench.streaming_client", "publish", platform.redis_url]
+        + [str(shape.jobs), str(RATE), str(shape.seconds), str(start_at)],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        timeout=timeout,
+    )
+    return _result(clients, timeout)
+
+
+def agentdeck(platform: Platform, web: WebService, shape: Shape) -> dict[str, Any]:
+    lead = 5.0 + shape.jobs * shape.watchers / 100  # time for every client to subscribe
+    start_at = time.time() + lead
+    count = int(RATE * shape.seconds)
+    ids = []
+    for _ in range(shape.jobs):
+        body = {"agent": "stream", "input": {"count": count, "rate": RATE, "start_at": start_at}}
+        r = http.post(f"{web.url}/api/jobs", json=body)
+        r.raise_for_status()
+        ids.append(r.json()["id"])
+    timeout = lead + shape.seconds + 60
+    clients = _client(
+        [
+            "ws",
+            web.ws_url,
+            platform.admin_token,
+            ",".join(ids),
+            str(shape.watchers),
+            str(shape.topic_clients),
+            str(timeout),
+        ],
+        platform.env(),
+    )
+    _wait_ready(clients)
+    late = time.time() - start_at
+    if late > 0:
+        print(f"  the clients were ready {late:.1f}s after the streams began", flush=True)
+    assert web.pid is not None
+    cpu0, t0 = _cpu_seconds(web.pid), time.monotonic()
+    time.sleep(max(0.0, start_at - time.time()) + shape.seconds)
+    cpu = (_cpu_seconds(web.pid) - cpu0) / (time.monotonic() - t0)
+    result = _result(clients, timeout)
+    result["web_cores"] = cpu
+    result["expected_job_events"] = shape.watchers * shape.jobs * count
+    return result
+
+
+def measure(shape: Shape) -> tuple[dict[str, Any], dict[str, Any]]:
+    platform = start_platform()
+    os.environ.update(platform.exported)  # this process's requests carry the admin token
+    worker = ThreadsWorker(platform, concurrency=shape.jobs + 2)
+    web = WebService(platform, extra_env={"AGENTDECK_AGENT_MODULES": AGENTS})
+    try:
+        worker.start()
+        web.start()
+        base = redis_baseline(platform, shape)
+        print(f"  baseline: {base}", flush=True)
+        ours = agentdeck(platform, web, shape)
+        print(f"  agentdeck: {ours}", flush=True)
+        return ours, base
+    finally:
+        web.stop()
+        worker.stop()
+        platform.close()
+
+
+def _clean(r: dict[str, Any]) -> bool:
+    return not (r["duplicated"] or r["out_of_order"] or r["missing"] or r["unfinished"])
+
+
+def figures(quick: bool) -> list[Figure]:
+    shape = QUICK if quick else FULL
+    ours, base = measure(shape)
+    ok_order = _clean(ours)
+    return [
+        Figure(
+            name=f"{shape.name}: p99 event ts → receipt",
+            value=ours["p99_ms"],
+            unit="ms",
+            baseline=base["p99_ms"],
+            baseline_name="bare Redis PUBLISH→SUBSCRIBE, same fan-out",
+            floor=f"< {P99_FLOOR_MS:.0f} ms, every event once, in order",
+            ok=ours["p99_ms"] < P99_FLOOR_MS and ok_order,
+        ),
+        Figure(
+            name=f"{shape.name}: p50 event ts → receipt",
+            value=ours["p50_ms"],
+            unit="ms",
+            baseline=base["p50_ms"],
+            baseline_name="bare Redis PUBLISH→SUBSCRIBE, same fan-out",
+        ),
+        Figure(
+            name=f"{shape.name}: events delivered (dup/out of order/missing/unfinished)",
+            value=ours["delivered"],
+            unit=(
+                f"({ours['duplicated']}/{ours['out_of_order']}/{ours['missing']}"
+                f"/{ours['unfinished']})"
+            ),
+            baseline=base["delivered"],
+            baseline_name="bare Redis",
+            floor="each once, in order",
+            ok=ok_order,
+        ),
+        Figure(name=f"{shape.name}: web process CPU", value=ours["web_cores"], unit="cores"),
+    ]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    print(table(figures(args.quick)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""The streaming benchmark's clients, one asyncio process (bench/streaming.py starts them).
+
+    python -m bench.streaming_client ws URL TOKEN JOBS WATCHERS TOPIC_CLIENTS TIMEOUT
+    python -m bench.streaming_client redis URL CHANNELS WATCHERS TOPIC_CLIENTS TIMEOUT
+    python -m bench.streaming_client publish URL CHANNELS RATE SECONDS START_AT
+
+`ws`: WATCHERS sockets per job of JOBS (comma-separated ids) on `job:<id>` from seq 0,
+and TOPIC_CLIENTS sockets on `jobs`, each reading until its jobs are final. `redis`:
+the baseline, the same shape on bare Redis pub/sub (WATCHERS connections per channel,
+TOPIC_CLIENTS on every channel), fed by `publish`. Prints "ready" once every client is
+subscribed, then one JSON line: the latencies' percentiles (receipt minus the event's
+`ts`, of the events created after every client was subscribed), how many events were
+delivered, and how many were duplicated, out of order or missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import orjson
+import redis
+from websockets.asyncio.client import connect
+
+FINAL = ("SUCCESS", "FAILURE", "REVOKED")
+# The baseline's `jobs`: one message per stream as it ends, as `jobs` carries each
+# job's final event live (its earlier lifecycle events come before the clients are on).
+LIFECYCLE = "bench-stream:jobs"
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)  # ms, live events only
+    delivered: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    missing: int = 0
+    unfinished: int = 0
+    live_from: float = 0.0  # events with ts before this were made before all subscribed
+
+    def see(self, now: float, ts: float) -> None:
+        self.delivered += 1
+        if ts >= self.live_from:
+            self.latencies.append((now - ts) * 1000)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+# -- Agentdeck over WebSockets -----------------------------------------------------------
+async def _ws_job(url: str, token: str, job: str, tally: Tally, ready: asyncio.Event) -> None:
+    async with connect(
+        url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None
+    ) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "topic": f"job:{job}", "since": 0}))
+        last = 0
+        announced = False
+        async for msg in ws:
+            now = time.time()
+            frame = orjson.loads(msg)
+            if frame.get("type") == "subscribed" and not announced:
+                announced = True
+                ready.set()
+            for ev in frame.get("events", ()):
+                seq = ev["seq"]
+                if seq <= last:
+                    tally.duplicated += 1
+                    continue
+                if seq != last + 1:
+                    tally.out_of_order += 1
+                    tally.missing += seq - last - 1
+                last = seq
+                tally.see(now, ev["ts"])
+                if ev["state"] in FINAL and ev["type"].startswith("job."):
+                    return
+
+
+async def _ws_jobs_topic(
+    url: str, token: str, jobs: set[str], tally: Tally, ready: asyncio.Event
+) -> None:
+    async with connect(
+        url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None
+    ) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "topic": "jobs"}))
+        last: dict[str, int] = {}
+        left = set(jobs)
+        async for msg in ws:
+            now = time.time()
+            frame = orjson.loads(msg)
+            if frame.get("type") == "subscribed":
+                ready.set()
+            for ev in frame.get("events", ()):
+                job, seq = ev["job"], ev["seq"]
+                if job not in jobs:
+                    continue
+                if seq <= last.get(job, 0):  # lifecycle events only: seqs grow, with gaps
+                    tally.duplicated += 1
+                    continue
+                last[job] = seq
+                tally.see(now, ev["ts"])
+                if ev["state"] in FINAL and ev["type"].startswith("job."):
+                    left.discard(job)
+                    if not left:
+                        return
+
+
+# -- the baseline: bare Redis pub/sub -------------------------------------------------------
+def _command(*parts: str) -> bytes:
+    out = [f"*{len(parts)}\r\n".encode()]
+    for part in parts:
+        b = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
+
+
+def _pushes(buf: bytearray) -> list[list[bytes | int]]:
+    """The whole RESP arrays at the front of `buf` (removed from it); a partial one stays."""
+    out: list[list[bytes | int]] = []
+    pos = 0
+    while True:
+        start = pos
+        if pos >= len(buf) or buf[pos] != ord("*"):
+            break
+        eol = buf.find(b"\r\n", pos)
+        if eol < 0:
+            break
+        n = int(buf[pos + 1 : eol])
+        pos = eol + 2
+        items: list[bytes | int] = []
+        for _ in range(n):
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            kind, head = buf[pos], buf[pos + 1 : eol]
+            pos = eol + 2
+            if kind == ord(":"):
+                items.append(int(head))
+                continue
+            size = int(head)
+            if pos + size + 2 > len(buf):
+                break
+            items.append(bytes(buf[pos : pos + size]))
+            pos += size + 2
+        if len(items) < n:
+            pos = start
+            break
+        out.append(items)
+    del buf[:pos]
+    return out
+
+
+async def _redis_sub(url: str, channels: list[str], tally: Tally, ready: asyncio.Event) -> None:
+    """A bare subscriber: its own connection, a minimal RESP reader (no client library
+    cost on top of what any pub/sub reader pays)."""
+    u = urlsplit(url)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port or 6379)
+    if u.password:
+        writer.write(_command("AUTH", unquote(u.password)))
+        await writer.drain()
+        await reader.readline()
+    writer.write(_command("SUBSCRIBE", *channels))
+    await writer.drain()
+    last = dict.fromkeys(channels, 0)
+    left = set(channels)
+    confirmed = 0
+    buf = bytearray()
+    try:
+        while left:
+            chunk = await reader.read(1 << 16)
+            if not chunk:
+                raise ConnectionError("redis closed the connection")
+            now = time.time()
+            buf += chunk
+            for push in _pushes(buf):
+                if push[0] == b"subscribe":
+                    confirmed += 1
+                    if confirmed == len(channels):
+                        ready.set()
+                    continue
+                chan = push[1].decode()  # type: ignore[union-attr]
+                ev = orjson.loads(push[2])  # type: ignore[arg-type]
+                seq = ev["seq"]
+                if seq <= last[chan]:
+                    tally.duplicated += 1
+                    continue
+                if seq != last[chan] + 1:
+                    tally.out_of_order += 1
+                    tally.missing += seq - last[chan] - 1
+                last[chan] = seq
+                if ev.get("end"):
+                    left.discard(chan)
+                    continue
+                tally.see(now, ev["ts"])
+    finally:
+        writer.close()
+
+
+def publish(url: str, channels: list[str], rate: float, seconds: float, start_at: float) -> None:
+    """Each channel gets `rate` messages a second for `seconds`, then an end marker."""
+    r = redis.Redis.from_url(url)
+    pad = "chunk 000000 of the stream, about as long as a line of model output"
+    count = int(rate * seconds)
+    time.sleep(max(0.0, start_at - time.time()))
+    begun = time.monotonic()
+    for i in range(1, count + 2):
+        pipe = r.pipeline(transaction=False)
+        ts = time.time()
+        for n, ch in enumerate(channels):
+            body: dict[str, Any] = {"job": ch, "seq": i, "type": "output", "ts": ts}
+            if i > count:
+                body["end"] = True
+            else:
+                body["data"] = {"text": pad}
+            pipe.publish(ch, json.dumps({**body, "state": "STARTED"}))
+            if i == count:
+                final = {"job": ch, "seq": n + 1, "type": "job.succeeded", "ts": ts}
+                pipe.publish(LIFECYCLE, json.dumps({**final, "state": "SUCCESS"}))
+        if i > count:
+            pipe.publish(LIFECYCLE, json.dumps({"seq": len(channels) + 1, "end": True}))
+        pipe.execute()
+        pause = begun + i / rate - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
+
+# -- running them -----------------------------------------------------------------------
+async def run(mode: str, args: list[str]) -> dict[str, Any]:
+    tally = Tally()
+    readies: list[asyncio.Event] = []
+    coros = []
+    if mode == "ws":
+        url, token, jobs_arg, watchers, topic_clients, timeout = args
+        jobs = [j for j in jobs_arg.split(",") if j]
+        for job in jobs:
+            for _ in range(int(watchers)):
+                readies.append(ev := asyncio.Event())
+                coros.append(_ws_job(url, token, job, tally, ev))
+        for _ in range(int(topic_clients)):
+            readies.append(ev := asyncio.Event())
+            coros.append(_ws_jobs_topic(url, token, set(jobs), tally, ev))
+    else:
+        url, n_channels, watchers, topic_clients, timeout = args
+        channels = [f"bench-stream:{i}" for i in range(int(n_channels))]
+        for ch in channels:
+            for _ in range(int(watchers)):
+                readies.append(ev := asyncio.Event())
+                coros.append(_redis_sub(url, [ch], tally, ev))
+        for _ in range(int(topic_clients)):
+            readies.append(ev := asyncio.Event())
+            coros.append(_redis_sub(url, [LIFECYCLE], tally, ev))
+    tasks = []
+    for coro in coros:  # connect a few at a time: a thousand handshakes at once time out
+        tasks.append(asyncio.ensure_future(coro))
+        if len(tasks) % 50 == 0:
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readies)), 120)
+    tally.live_from = time.time()
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    print("ready", flush=True)
+    done, pending = await asyncio.wait(tasks, timeout=float(timeout))
+    client_cores = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+    tally.unfinished = len(pending)
+    for t in pending:
+        t.cancel()
+    failed = [repr(t.exception())[:200] for t in done if t.exception() is not None]
+    lat = tally.latencies
+    return {
+        "clients": len(tasks),
+        "client_cores": round(client_cores, 3),
+        "delivered": tally.delivered,
+        "live": len(lat),
+        "duplicated": tally.duplicated,
+        "out_of_order": tally.out_of_order,
+        "missing": tally.missing,
+        "unfinished": tally.unfinished,
+        "failed": failed[:5],
+        "p50_ms": pct(lat, 50),
+        "p99_ms": pct(lat, 99),
+        "max_ms": max(lat, default=float("nan")),
+    }
+
+
+def main() -> None:
+    mode, args = sys.argv[1], sys.argv[2:]
+    if mode == "publish":
+        url, n, rate, seconds, start_at = args
+        channels = [f"bench-stream:{i}" for i in range(int(n))]
+        publish(url, channels, float(rate), float(seconds), float(start_at))
+        return
+    print(json.dumps(asyncio.run(run(mode, args))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
