@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -195,6 +196,9 @@ class Hub(Loop):
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None:
                     self._dispatch(msg["channel"], msg["data"])
+                    # Under a flood the next message is already buffered: yield, or (with
+                    # gevent) no sender would write until the flood ends.
+                    time.sleep(0)
         finally:
             self.connected = False
             try:
