@@ -116,6 +116,20 @@ def _spy(web: WebService, seconds: float) -> None:
         subprocess.run(["py-spy", "dump", "--pid", str(child)], check=False)
 
 
+def _runqueue_seconds(pid: int) -> float:
+    """Seconds the process's threads waited, runnable, for a CPU (Linux schedstat): how
+    much of the machine the process could not get."""
+    total = 0
+    for p in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+        try:
+            for t in os.listdir(f"/proc/{p.pid}/task"):
+                with open(f"/proc/{p.pid}/task/{t}/schedstat") as f:
+                    total += int(f.read().split()[1])
+        except OSError:
+            pass
+    return total / 1e9
+
+
 def _cpu_seconds(pid: int) -> float:
     root = psutil.Process(pid)
     total = 0.0
@@ -185,11 +199,14 @@ def agentdeck(platform: Platform, web: WebService, shape: Shape) -> dict[str, An
     if late > 0:
         print(f"  the clients were ready {late:.1f}s after the streams began", flush=True)
     assert web.pid is not None
-    cpu0, t0 = _cpu_seconds(web.pid), time.monotonic()
+    cpu0, wait0, t0 = _cpu_seconds(web.pid), _runqueue_seconds(web.pid), time.monotonic()
     time.sleep(max(0.0, start_at - time.time()) + shape.seconds)
-    cpu = (_cpu_seconds(web.pid) - cpu0) / (time.monotonic() - t0)
+    wall = time.monotonic() - t0
+    cpu = (_cpu_seconds(web.pid) - cpu0) / wall
+    waited = (_runqueue_seconds(web.pid) - wait0) / wall
     result = _result(clients, timeout)
     result["web_cores"] = cpu
+    result["web_runqueue_wait"] = waited
     result["expected_job_events"] = shape.watchers * shape.jobs * count
     return result
 
@@ -261,6 +278,11 @@ def figures_of(shape: Shape) -> list[Figure]:
         ),
         Figure(name=f"{shape.name}: client process CPU", value=ours["client_cores"], unit="cores"),
         Figure(name=f"{shape.name}: web process CPU", value=ours["web_cores"], unit="cores"),
+        Figure(
+            name=f"{shape.name}: web process waiting for a CPU (runnable, not running)",
+            value=ours["web_runqueue_wait"],
+            unit="thread-s/s",
+        ),
     ]
 
 
