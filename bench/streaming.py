@@ -14,6 +14,9 @@ asyncio process (bench/streaming_client.py) for both.
 
 `--quick`: 10 jobs, 10 watchers each, 10 clients on `jobs`, 5 s; `--jobs N`: N jobs
 and N clients on `jobs`. `BENCH_PYSPY=1` prints where the web process is every 3 s.
+The clients offer permessage-deflate, as browsers do (the server in this version
+accepts it and compresses each frame for each client); `BENCH_NO_DEFLATE=1` offers
+none, to measure the fan-out without it.
 """
 
 from __future__ import annotations
@@ -30,12 +33,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
+import redis
 
 from bench.report import Figure, table
 from launcher.commands import REPO_ROOT, WORKER_READY, worker_argv
 from launcher.processes import ManagedProcess
 from tests.support import Platform, WebService, http, start_platform
 from tests.support.services import Service
+from workers.envelope import read_ts
+from workers.settings import get_settings
 
 AGENTS = "bench.stream_agents"
 RATE = 100.0  # output events a second per job
@@ -130,6 +136,50 @@ def _runqueue_seconds(pid: int) -> float:
     return total / 1e9
 
 
+def hub_latency_le(web: WebService, p: float) -> float:
+    """The upper bound (s) of the /metrics bucket that holds the p-th percentile of the
+    events' `ts` → hub time (webapp/monitor/latency.py): the lag before the fan-out."""
+    text = http.get(f"{web.url}/metrics").text
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith("agentdeck_event_delivery_latency_seconds_bucket"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
+    total = buckets[-1][1] if buckets else 0.0
+    for le, count in buckets:
+        if total and count >= total * p / 100:
+            return le
+    return float("nan")
+
+
+class ChannelLag:
+    """A bare subscriber on the events channel beside the hub: `ts` → Redis delivery, to
+    tell a lag before the web process from one in it."""
+
+    def __init__(self, url: str, channel: str) -> None:
+        self.lags: list[float] = []
+        self._stop = threading.Event()
+        self._pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
+        self._pubsub.subscribe(channel)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            msg = self._pubsub.get_message(timeout=0.5)
+            if msg is None:
+                continue
+            now = time.time()
+            for line in msg["data"].split(b"\n"):
+                self.lags.append((now - read_ts(line.decode())) * 1000)
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join(5)
+        self._pubsub.close()
+        return self.lags
+
+
 def _cpu_seconds(pid: int) -> float:
     root = psutil.Process(pid)
     total = 0.0
@@ -169,7 +219,9 @@ def redis_baseline(platform: Platform, shape: Shape) -> dict[str, Any]:
     return _result(clients, timeout)
 
 
-def agentdeck(platform: Platform, web: WebService, shape: Shape) -> dict[str, Any]:
+def agentdeck(
+    platform: Platform, web: WebService, worker: ThreadsWorker, shape: Shape
+) -> dict[str, Any]:
     lead = 5.0 + shape.jobs * shape.watchers / 100  # time for every client to subscribe
     start_at = time.time() + lead
     count = int(RATE * shape.seconds)
@@ -199,14 +251,24 @@ def agentdeck(platform: Platform, web: WebService, shape: Shape) -> dict[str, An
     if late > 0:
         print(f"  the clients were ready {late:.1f}s after the streams began", flush=True)
     assert web.pid is not None
+    assert worker.pid is not None
+    lag = ChannelLag(platform.redis_url, get_settings().keys.events_channel)
     cpu0, wait0, t0 = _cpu_seconds(web.pid), _runqueue_seconds(web.pid), time.monotonic()
+    worker_cpu0 = _cpu_seconds(worker.pid)
     time.sleep(max(0.0, start_at - time.time()) + shape.seconds)
     wall = time.monotonic() - t0
     cpu = (_cpu_seconds(web.pid) - cpu0) / wall
     waited = (_runqueue_seconds(web.pid) - wait0) / wall
+    worker_cores = (_cpu_seconds(worker.pid) - worker_cpu0) / wall
     result = _result(clients, timeout)
     result["web_cores"] = cpu
     result["web_runqueue_wait"] = waited
+    result["worker_cores"] = worker_cores
+    lags = sorted(lag.stop())
+    result["redis_p50_ms"] = lags[len(lags) // 2] if lags else float("nan")
+    result["redis_p99_ms"] = lags[int(len(lags) * 0.99)] if lags else float("nan")
+    result["hub_p50_le_ms"] = hub_latency_le(web, 50) * 1000
+    result["hub_p99_le_ms"] = hub_latency_le(web, 99) * 1000
     result["expected_job_events"] = shape.watchers * shape.jobs * count
     return result
 
@@ -221,7 +283,7 @@ def measure(shape: Shape) -> tuple[dict[str, Any], dict[str, Any]]:
         web.start()
         base = redis_baseline(platform, shape)
         print(f"  baseline: {base}", flush=True)
-        ours = agentdeck(platform, web, shape)
+        ours = agentdeck(platform, web, worker, shape)
         print(f"  agentdeck: {ours}", flush=True)
         return ours, base
     finally:
@@ -277,7 +339,18 @@ def figures_of(shape: Shape) -> list[Figure]:
             ok=_faults(ours) == 0,
         ),
         Figure(name=f"{shape.name}: client process CPU", value=ours["client_cores"], unit="cores"),
+        Figure(
+            name=f"{shape.name}: ts → the hub, p50 / p99 at most (/metrics buckets)",
+            value=ours["hub_p50_le_ms"],
+            unit=f"/ {ours['hub_p99_le_ms']:.0f} ms",
+        ),
+        Figure(
+            name=f"{shape.name}: ts → a bare subscriber of the events channel, p50 / p99",
+            value=ours["redis_p50_ms"],
+            unit=f"/ {ours['redis_p99_ms']:.1f} ms",
+        ),
         Figure(name=f"{shape.name}: web process CPU", value=ours["web_cores"], unit="cores"),
+        Figure(name=f"{shape.name}: worker process CPU", value=ours["worker_cores"], unit="cores"),
         Figure(
             name=f"{shape.name}: web process waiting for a CPU (runnable, not running)",
             value=ours["web_runqueue_wait"],

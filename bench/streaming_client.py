@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ import redis
 from websockets.asyncio.client import connect
 
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
+# As browsers do, the clients offer permessage-deflate, unless BENCH_NO_DEFLATE=1.
+COMPRESSION = None if os.environ.get("BENCH_NO_DEFLATE") == "1" else "deflate"
 # The baseline's `jobs`: one message per stream as it ends, as `jobs` carries each
 # job's final event live (its earlier lifecycle events come before the clients are on).
 LIFECYCLE = "bench-stream:jobs"
@@ -59,7 +62,10 @@ def pct(values: list[float], p: float) -> float:
 # -- Agentdeck over WebSockets -----------------------------------------------------------
 async def _ws_job(url: str, token: str, job: str, tally: Tally, ready: asyncio.Event) -> None:
     async with connect(
-        url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None
+        url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        max_size=None,
+        compression=COMPRESSION,
     ) as ws:
         await ws.send(json.dumps({"op": "subscribe", "topic": f"job:{job}", "since": 0}))
         last = 0
@@ -88,7 +94,10 @@ async def _ws_jobs_topic(
     url: str, token: str, jobs: set[str], tally: Tally, ready: asyncio.Event
 ) -> None:
     async with connect(
-        url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None
+        url,
+        additional_headers={"Authorization": f"Bearer {token}"},
+        max_size=None,
+        compression=COMPRESSION,
     ) as ws:
         await ws.send(json.dumps({"op": "subscribe", "topic": "jobs"}))
         last: dict[str, int] = {}
