@@ -11,7 +11,6 @@ docs/reliability.md promises for Redis).
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Iterator
 
@@ -23,10 +22,11 @@ from sqlalchemy.orm import Session
 
 from launcher.embedded_redis import EmbeddedRedis
 from launcher.net import free_port, wait_until
-from tests.support import Platform, WebService, WorkerService, http, start_platform
+from tests.support import Platform, WebService, WorkerService, http
 from tests.support.follow import JobView
 from tests.support.jobs import state_is, submit
 from tests.support.own_redis import RedisControl
+from tests.support.platform import start_own_platform
 from tests.support.redis_db import CLAIM_KEY
 from tests.support.ws import WsClient
 from workers.keys import DEFAULT_PREFIX, Keys
@@ -43,14 +43,8 @@ CELERY_KEY = re.compile(
 
 @pytest.fixture(scope="module")
 def broker(platform: Platform) -> Iterator[Platform]:
-    """A platform of its own: a fresh database on the session's Redis server (or an embedded
-    Valkey) for the broker, and its own SQL database."""
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
-    if platform.embedded_redis is None:
-        env["REDIS_URL"] = platform.redis_url  # start_platform claims another, empty, database
-    if platform.database_url.startswith("postgresql"):
-        env["DATABASE_URL"] = platform.database_url
-    own = start_platform(env)
+    """The broker: a platform of its own (its own Redis database and SQL database)."""
+    own = start_own_platform(platform)
     yield own
     own.close()
 
