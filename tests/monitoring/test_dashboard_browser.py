@@ -179,12 +179,20 @@ def test_the_dashboard_of_a_fresh_install_reads_well_and_averages_rates(
         assert_time_ticks(c)
 
     # and the series fills the plot: from the first sample at the left edge (the install
-    # is younger than the window) to the last at the right, below the axis' top
+    # is younger than the window) to the last at the right (but for the time since it),
+    # each point where its sample's time and windowed rate put it, below the axis' top
     left, right = float(rate_chart["plotLeft"]), float(rate_chart["plotRight"])
-    xs = [x for x, _ in rate_chart["series"]["succeeded"]]
-    assert float(rate_chart["from"]) == pytest.approx(data[0]["ts"], abs=1e-3)
-    assert min(xs) == pytest.approx(left, abs=1.0)
-    assert max(xs) >= right - 0.1 * (right - left)
+    low, high = float(rate_chart["plotBottom"]), float(rate_chart["plotTop"])
+    start, end = float(rate_chart["from"]), float(rate_chart["to"])
     top = float(rate_chart["yTop"])
-    assert top >= max(s["succeeded"] for s in data) * 1.05
-    assert max(s["succeeded"] for s in data) >= top / 10  # not squeezed against the bottom
+    points = rate_chart["series"]["succeeded"]
+    drawn = data[: len(points)]
+    assert start == pytest.approx(data[0]["ts"], abs=1e-3)
+    assert end - drawn[-1]["ts"] <= 5.0 and drawn[-1]["ts"] >= shown["ts"]
+    for (px, py), s in zip(points, drawn, strict=True):
+        assert px == pytest.approx(left + (s["ts"] - start) / (end - start) * (right - left), abs=1)
+        assert py == pytest.approx(low - s["succeeded"] / top * (low - high), abs=1)
+    assert points[0][0] == pytest.approx(left, abs=1)
+    highest = max(s["succeeded"] for s in drawn)
+    assert top >= highest * 1.05
+    assert highest >= top / 10  # not squeezed against the bottom

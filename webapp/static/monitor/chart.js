@@ -114,7 +114,7 @@ export function drawChart(svg, series, { from, to, units = [{ unit: "", scale: 1
     const p = [...s.points].reverse().find((q) => q[1] !== null && q[1] !== undefined);
     return `${s.name} ${p ? fmt(Number((p[1] * u.scale).toPrecision(3))) : "—"}`;
   });
-  Object.assign(svg.dataset, { from: String(from), to: String(to), yTop: String(top), unit: u.unit, scale: String(u.scale), plotLeft: String(left), plotRight: String(W - PAD.r), width: String(W) });
+  Object.assign(svg.dataset, { from: String(from), to: String(to), yTop: String(top), unit: u.unit, scale: String(u.scale), plotLeft: String(left), plotRight: String(W - PAD.r), plotTop: String(PAD.t), plotBottom: String(H - PAD.b) });
   svg.setAttribute("aria-label", `${label}: ${last.join(", ")}`);
   svg.replaceChildren(...kids);
 }
