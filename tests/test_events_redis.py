@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -29,11 +30,14 @@ from tests.support.own_redis import RedisControl
 from tests.support.platform import start_own_platform
 from tests.support.redis_db import CLAIM_KEY
 from tests.support.ws import WsClient
-from workers.keys import DEFAULT_PREFIX, Keys
+from workers.keys import Keys
 from workers.models import EventRow, make_engine
 from workers.replay_log import head_of
 
-KEYS = Keys()
+# A prefix of this module's own: pub/sub channels are server-wide (not per database), and
+# other platforms on REDIS_URL's server publish on the default prefix's channels.
+PREFIX = f"evbus-{uuid.uuid4().hex[:8]}:"
+KEYS = Keys(PREFIX)
 # What Celery (kombu's Redis transport, the Redis result backend) keeps on its broker.
 CELERY_KEY = re.compile(
     r"^(_kombu\..+|unacked|unacked_index|unacked_mutex|celery-task-meta-.+"
@@ -64,7 +68,7 @@ def events(broker: Platform) -> Iterator[RedisControl]:
 
 @pytest.fixture(scope="module")
 def stack(broker: Platform, events: RedisControl) -> Iterator[tuple[WorkerService, WebService]]:
-    env = {"AGENTDECK_EVENTS_URL": events.url}
+    env = {"AGENTDECK_EVENTS_URL": events.url, "AGENTDECK_KEY_PREFIX": PREFIX}
     worker = WorkerService(broker, name="events-redis-worker", extra_env=env)
     web = WebService(broker, name="events-redis-web", extra_env=env)
     try:
@@ -136,13 +140,13 @@ def test_events_stream_through_their_own_redis_and_survive_its_restart(
     assert wait_until(lambda: sql_seqs(sql, job_id) == list(range(1, n + 1)), 20)
     assert wait_until(lambda: worker_online(web.url, worker.hostname), 15)
     # and every Agentdeck key and channel is on the events Redis ...
-    ours = set(ev.scan_iter(f"{DEFAULT_PREFIX}*"))
+    ours = set(ev.scan_iter(f"{PREFIX}*"))
     assert {KEYS.log(job_id), KEYS.epoch, KEYS.worker_beats, KEYS.workers} <= ours
-    assert KEYS.events_channel in ev.pubsub_channels(f"{DEFAULT_PREFIX}*")
+    assert KEYS.events_channel in ev.pubsub_channels(f"{PREFIX}*")
     # ... and the broker holds only Celery's (its queues, bindings and results)
     br = redis.Redis.from_url(broker.redis_url, decode_responses=True)
     with contextlib.closing(br):
         on_broker = set(br.scan_iter("*")) - {CLAIM_KEY}
         assert f"celery-task-meta-{job_id}" in on_broker
         assert not [k for k in on_broker if not CELERY_KEY.match(k)], on_broker
-        assert br.pubsub_channels(f"{DEFAULT_PREFIX}*") == []
+        assert br.pubsub_channels(f"{PREFIX}*") == []

@@ -79,7 +79,10 @@ function scheduleRender() {
 async function load() {
   try {
     const data = await mapi(`/api/monitor/dashboard?window=${KEEP}`);
-    samples = data.samples;
+    // Samples pushed while the request was under way may be newer than what it read.
+    const fetched = data.samples;
+    const newest = fetched.length ? fetched[fetched.length - 1].ts : -Infinity;
+    samples = fetched.concat(samples.filter((s) => s.ts > newest));
     rateWindow = data.rate_window ?? rateWindow;
     render();
   } catch (e) {
@@ -106,7 +109,9 @@ subscribe("workers", {
     while (samples.length && samples[0].ts < cutoff) samples.shift();
     scheduleRender();
   },
-  onResubscribed: load,
+  // Loaded once the feed is live (and again after each reconnect), so no sample falls
+  // between the REST answer and the first pushed one; before that, as soon as we can.
+  onSubscribed: load,
 });
 load();
 setInterval(render, 10_000); // slide the window even when nothing comes
