@@ -21,6 +21,7 @@ from launcher.migrate import upgrade
 from launcher.net import http_ok, local_url, wait_until
 from launcher.options import Options
 from launcher.processes import ManagedProcess, ProcessExited
+from workers.redis_urls import redis_client
 from workers.settings import without_web_secrets
 
 log = logging.getLogger("agentdeck.launcher")
@@ -160,7 +161,7 @@ class Launcher:
     def start_redis(self) -> None:
         o = self.options
         if o.redis_url:
-            client = redis.Redis.from_url(o.redis_url, socket_connect_timeout=2, socket_timeout=2)
+            client = redis_client(o.redis_url, socket_connect_timeout=2, socket_timeout=2)
             try:
                 if not wait_until(
                     lambda: _pings(client),

@@ -34,7 +34,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     Refuses to build (`AgentModulesUnavailable`) when a module of agents in
     AGENTDECK_AGENT_MODULES does not import: a web server that accepted jobs no
     worker can run would only fail them later."""
-    import redis
     from flask import Flask
 
     from webapp.auth import init_auth
@@ -51,6 +50,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from workers.celery_app import app as celery_app  # also connects before_task_publish
     from workers.hooks import Hooks
     from workers.models import make_engine, make_sessionmaker
+    from workers.redis_urls import redis_client
     from workers.runtime import AgentModuleError, load_agents
     from workers.settings import get_settings
 
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25, "max_message_size": 1 << 20}
 
-    client = redis.Redis.from_url(
+    client = redis_client(
         settings.redis_url, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30
     )
     engine = make_engine(settings.sql_url)

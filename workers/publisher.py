@@ -34,6 +34,7 @@ from workers.events import LIFECYCLE_PREFIX, STATE_AFTER, EventType, now
 from workers.hooks import HOOKS, Hooks
 from workers.lua import RS, SEP
 from workers.publish_script import ScriptConnection
+from workers.redis_urls import is_sentinel, redis_client
 from workers.settings import Settings, get_settings
 
 log = logging.getLogger("agentdeck.publisher")
@@ -103,10 +104,13 @@ class Publisher:
         self.settings = settings
         self.hooks = HOOKS if hooks is None else hooks  # before_publish_batch, per batch
         self.keys = settings.keys
-        self.redis = client or redis.Redis.from_url(
+        self.redis = client or redis_client(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=2
         )
-        self._script = ScriptConnection(self.redis, lua.PUBLISH)
+        # Through Sentinel, a batch is done once a replica holds it too (a failover
+        # promotes a replica): see workers/publish_script.py.
+        replicas = 1 if is_sentinel(settings.redis_url) else 0
+        self._script = ScriptConnection(self.redis, lua.PUBLISH, replicas)
         # Producers append without a lock (deque appends are atomic) and wake the
         # thread only when it sleeps on an empty buffer: under load it wakes by
         # itself every linger, and a task's events cost its thread no lock and no
