@@ -117,14 +117,12 @@ def redis_client(url: str, **kwargs: Any) -> redis.Redis:
     return client
 
 
-def redact(url: str) -> str:
-    """The URL with any password replaced by `***` (every part of a Sentinel URL)."""
+def without_credentials(url: str) -> str:
+    """The URL with user and password taken out (every part of a Sentinel URL): to show."""
     out = []
     for part in url.split(";"):
-        u = urlsplit(part)
-        if u.password is not None:
-            host = part.split("@", 1)[1]
-            user = u.username or ""
-            part = f"{u.scheme}://{user}:***@{host}"
+        if "://" in part and "@" in part.split("://", 1)[1].split("/", 1)[0]:
+            head, rest = part.split("://", 1)
+            part = f"{head}://{rest.split('@', 1)[1]}"
         out.append(part)
     return ";".join(out)

@@ -52,7 +52,7 @@ def broker_redis(svc: Services) -> redis.Redis | None:
 
 def queue_names(svc: Services, workers: list[dict[str, Any]]) -> list[str]:
     conf = svc.celery.conf
-    names = {str(conf.task_default_queue or "celery")}
+    names = {str(conf.task_default_queue or "celery"), *svc.settings.queues}
     for q in conf.task_queues or []:
         if getattr(q, "name", None):
             names.add(q.name)
