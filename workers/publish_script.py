@@ -59,6 +59,9 @@ class ScriptConnection:
         conn = self._conn
         wait = self.replicas > 0 and time.monotonic() >= self._degraded_until
         try:
+            # Connect through the connection's own connect(): sending on an unconnected
+            # one would skip a Sentinel-managed connection's lookup of the primary.
+            conn.connect()
             packed = conn.pack_command(*command)
             if wait:
                 packed += conn.pack_command("WAIT", self.replicas, WAIT_MS)
