@@ -35,14 +35,14 @@ log = logging.getLogger("agentdeck.tests")
 COUNT = 150
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def sentinels(platform: Platform) -> Iterator[SentinelSet]:
     group = SentinelSet(platform.output_dir).start()
     yield group
     group.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def ha(platform: Platform, sentinels: SentinelSet) -> Iterator[Platform]:
     own = start_platform(own_redis_environ(os.environ), redis_url=sentinels.url)
     own.output_dir.rmdir()  # its logs go with the session's
@@ -55,7 +55,7 @@ def ha(platform: Platform, sentinels: SentinelSet) -> Iterator[Platform]:
     own.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def stack(ha: Platform) -> Iterator[tuple[WorkerService, WebService]]:
     worker, web = WorkerService(ha, name="sentinel-worker"), WebService(ha, name="sentinel-web")
     try:
@@ -75,8 +75,9 @@ def types(view: JobView) -> list[str]:
     return [e["type"] for _, e in sorted(view.events.items())]
 
 
-def test_primary_killed_mid_stream_the_platform_fails_over_with_nothing_lost(
-    stack: tuple[WorkerService, WebService], sentinels: SentinelSet, ha: Platform
+@pytest.mark.parametrize("fault", ["sigkill", "sentinel_failover"])
+def test_primary_lost_mid_stream_the_platform_fails_over_with_nothing_lost(
+    fault: str, stack: tuple[WorkerService, WebService], sentinels: SentinelSet, ha: Platform
 ) -> None:
     worker, web = stack
     # given a client watching a job that streams 150 chunks, on a platform behind Sentinel
@@ -87,12 +88,12 @@ def test_primary_killed_mid_stream_the_platform_fails_over_with_nothing_lost(
     view = JobView(web.url, job_id)
     view.subscribe(ws)
     view.run(ws, until=lambda v: v.last >= 30, timeout=30)
-    # when the primary is SIGKILLed mid-stream
+    # when the primary is SIGKILLed mid-stream (or a failover is forced: it becomes a replica)
     seen_at_kill = max(view.events)
-    killed_at = sentinels.kill("primary")
+    lost_at = sentinels.kill("primary") if fault == "sigkill" else sentinels.force_failover()
     # then the first event published after the kill reaches the client (time to recover)
     view.run(ws, until=lambda v: max(v.events) > seen_at_kill + 1, timeout=60)
-    recovered_in = time.monotonic() - killed_at
+    recovered_in = time.monotonic() - lost_at
     # and the Sentinels promoted the replica
     assert wait_until(lambda: sentinels.primary_port() not in (None, old), 30)
     assert sentinels.name_of(sentinels.primary_port() or 0) == "replica"
@@ -122,12 +123,13 @@ def test_primary_killed_mid_stream_the_platform_fails_over_with_nothing_lost(
     after = submit(web.url, "echo", text="after", steps=1, delay=0)
     assert state_is(web.url, after, "SUCCESS", timeout=60)["state"] == "SUCCESS"
     figures: dict[str, Any] = {
+        "fault": fault,
         "recovered_in_s": round(recovered_in, 3),
         "events": n,
         "outputs_lost": lost,
         "gaps": view.gaps,
         "duplicates": view.dups,
     }
-    (ha.output_dir / "sentinel-failover.json").write_text(json.dumps(figures))
+    (ha.output_dir / f"sentinel-{fault}.json").write_text(json.dumps(figures))
     log.warning("Sentinel failover: %s", figures)
     print(f"\nSentinel failover: {figures}")

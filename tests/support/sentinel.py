@@ -133,6 +133,13 @@ class SentinelSet:
         proc.wait(10)
         return at
 
+    def force_failover(self) -> float:
+        """`SENTINEL FAILOVER`: the replica is promoted, the primary made its replica."""
+        with redis.Redis(port=self.sentinel_ports[0], socket_timeout=5) as s:
+            at = time.monotonic()
+            s.execute_command("SENTINEL", "FAILOVER", MASTER)
+        return at
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
