@@ -18,7 +18,7 @@ import redis
 from launcher.net import wait_until
 from tests.support import Platform, WebService, WorkerService, http
 from tests.support.follow import JobView
-from tests.support.jobs import state_is
+from tests.support.jobs import state_is, suspended
 from tests.support.rabbitmq import own_vhost, require_rabbitmq, unique_queue
 from tests.support.ws import WsClient
 
@@ -138,3 +138,22 @@ def test_the_broker_page_and_queues_api_show_rabbitmq_queues_with_their_lengths(
     # and /metrics carries the length as well
     r = http.get(f"{web.url}/metrics", timeout=10)
     assert f'agentdeck_queue_length{{queue="{IDLE}"}} 3.0' in r.text
+
+
+def test_a_durable_run_suspends_and_resumes_and_time_limits_hold_through_rabbitmq(
+    stack: tuple[WorkerService, WebService],
+) -> None:
+    _, web = stack
+    # given a run that asks a question (it suspends: its message is acknowledged)
+    job_id = submit(web.url, "ask", question="go on?")
+    suspended(web.url, job_id)
+    # when it is answered
+    r = http.post(f"{web.url}/api/jobs/{job_id}/input", json={"answer": "yes"}, timeout=10)
+    assert r.status_code in (200, 202), r.text
+    # then it resumes through RabbitMQ (on its own queue) and returns the answer
+    done = state_is(web.url, job_id, "SUCCESS", "FAILURE", timeout=60)
+    assert (done["state"], done["result"]) == ("SUCCESS", "yes"), done
+    # and a run past its 1 s time limit fails with the limit's error
+    late = submit(web.url, "overrun", seconds=30)
+    failed = state_is(web.url, late, "FAILURE", "SUCCESS", timeout=30)
+    assert failed["state"] == "FAILURE" and "time limit" in failed["error"].lower(), failed
