@@ -22,14 +22,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from launcher.net import wait_until
-from tests.support import Platform, WebService, WorkerService
+from tests.support import Platform, WebService, WorkerService, http
 from tests.support.follow import JobView
 from tests.support.jobs import state_is, submit
 from tests.support.own_redis import own_redis_environ
 from tests.support.platform import OUTPUT_ROOT, start_platform
 from tests.support.sentinel import SentinelSet
 from tests.support.ws import WsClient
+from workers.envelope import read_seq
+from workers.keys import Keys
 from workers.models import EventRow, make_engine
+from workers.replay_log import read_log
 
 log = logging.getLogger("agentdeck.tests")
 COUNT = 150
@@ -108,6 +111,16 @@ def test_primary_lost_mid_stream_the_platform_fails_over_with_nothing_lost(
     assert types(view).count("job.started") == 1 and "job.lost" not in types(view)
     assert view.events[view.last]["type"] == "job.succeeded"
     assert worker.running
+    # and the new primary's replay log holds every event: none was taken by the old
+    # primary alone (a failed-over primary that runs on is demoted, its writes dropped)
+    if fault == "sentinel_failover":
+        old_primary = sentinels.client("primary")
+        assert wait_until(lambda: old_primary.info("replication")["role"] == "slave", 30)
+        old_primary.close()
+    primary = sentinels.client(sentinels.name_of(sentinels.primary_port() or 0))
+    _, logged = read_log(primary, Keys(), job_id, 0)
+    primary.close()
+    assert [read_seq(e) for e in logged] == list(range(1, view.last + 1))
     # and SQL holds every event once
     engine = make_engine(ha.database_url)
     n = view.last
@@ -122,6 +135,10 @@ def test_primary_lost_mid_stream_the_platform_fails_over_with_nothing_lost(
     # and new jobs run on the new primary
     after = submit(web.url, "echo", text="after", steps=1, delay=0)
     assert state_is(web.url, after, "SUCCESS", timeout=60)["state"] == "SUCCESS"
+    # and the broker page reads the broker's queues on the new primary
+    r = http.get(f"{web.url}/api/monitor/broker", timeout=10)
+    assert r.status_code == 200 and r.json()["broker"].startswith("sentinel://"), r.text
+    assert "celery" in {q["name"] for q in r.json()["queues"]}
     figures: dict[str, Any] = {
         "fault": fault,
         "recovered_in_s": round(recovered_in, 3),

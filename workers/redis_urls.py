@@ -12,7 +12,11 @@ options, so `celery_sentinel_options` splits it off for them.
 
 A client built here on a Sentinel URL asks the Sentinels for the current
 primary on every new connection (redis-py's `SentinelManagedConnection`), so
-after a failover the next reconnect reaches the new primary.
+after a failover the next reconnect reaches the new primary. A primary that
+was failed over while it still runs (`SENTINEL FAILOVER`, a partition) keeps
+its clients' connections, and takes their writes, until the Sentinels turn
+it into a replica some seconds later; `primary_moved` is how long-lived
+users (the hub's subscription, heartbeats, the publisher) notice sooner.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 DEFAULT_MASTER = "mymaster"
 DEFAULT_SENTINEL_PORT = 26379
@@ -101,6 +105,33 @@ def celery_sentinel_options(url: str) -> tuple[str, dict[str, Any]]:
     if not is_sentinel(url):
         return url, {}
     return without_query(url), {"master_name": parse_sentinel(url).master_name}
+
+
+def primary_moved(client: redis.Redis) -> bool:
+    """On a Sentinel client: ask the Sentinels where the primary is; True if it is not
+    where the client's connections went (its idle ones are dropped then, so the next
+    command reaches the new primary). False on a plain client, or if no Sentinel answers."""
+    pool = client.connection_pool
+    if not isinstance(pool, SentinelConnectionPool):
+        return False
+    before = pool.master_address
+    try:
+        now = pool.get_master_address()
+    except redis.RedisError:
+        return False
+    return before is not None and tuple(now) != tuple(before)
+
+
+def primary_address(client: redis.Redis) -> tuple[str, int] | None:
+    """The Sentinels' current primary of a Sentinel client (None: plain, or no answer)."""
+    pool = client.connection_pool
+    if not isinstance(pool, SentinelConnectionPool):
+        return None
+    try:
+        host, port = pool.get_master_address()
+    except redis.RedisError:
+        return None
+    return str(host), int(port)
 
 
 def redis_client(url: str, **kwargs: Any) -> redis.Redis:
