@@ -48,9 +48,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from webapp.services import Services
     from webapp.waits import Waker
     from workers.celery_app import app as celery_app  # also connects before_task_publish
+    from workers.events_redis import events_redis
     from workers.hooks import Hooks
     from workers.models import make_engine, make_sessionmaker
-    from workers.redis_urls import redis_client
     from workers.runtime import AgentModuleError, load_agents
     from workers.settings import get_settings
 
@@ -64,8 +64,9 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25, "max_message_size": 1 << 20}
 
-    client = redis_client(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30
+    # Agentdeck's keys and channels: the event bus's Redis, not necessarily the broker's.
+    client = events_redis(
+        settings, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30
     )
     engine = make_engine(settings.sql_url)
     sessions = make_sessionmaker(engine)

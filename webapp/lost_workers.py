@@ -121,9 +121,12 @@ def handle_lost_worker(svc: Services, host: str) -> int:
 
 
 def _unacked_tags(svc: Services, channel: Any, job_ids: set[str]) -> dict[str, str]:
-    """delivery tag of each wanted job's message in the broker's unacked hash."""
+    """delivery tag of each wanted job's message in the broker's unacked hash (on the
+    broker's Redis, which need not be the event bus's: the channel's own client)."""
     found: dict[str, str] = {}
-    for tag, raw in svc.redis.hscan_iter(channel.unacked_key):
+    with channel.conn_or_acquire() as broker:
+        unacked = list(broker.hscan_iter(channel.unacked_key))
+    for tag, raw in unacked:
         try:
             message = json.loads(raw)[0]
             task_id = message["headers"]["id"]
@@ -182,10 +185,11 @@ def _settle(
         channel.qos.restore_by_tag(tag, leftmost=True)
         return
     if tag is not None:  # never to run again
-        pipe = svc.redis.pipeline()
-        pipe.hdel(channel.unacked_key, tag)
-        pipe.zrem(channel.unacked_index_key, tag)
-        pipe.execute()
+        with channel.conn_or_acquire() as broker:
+            pipe = broker.pipeline()
+            pipe.hdel(channel.unacked_key, tag)
+            pipe.zrem(channel.unacked_index_key, tag)
+            pipe.execute()
     why = (
         "the message was gone"
         if tag is None

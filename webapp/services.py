@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 @dataclass
 class Services:
     settings: Settings
-    redis: redis.Redis
+    redis: redis.Redis  # the event bus's (Settings.events_url): Agentdeck's keys, not Celery's
     engine: Engine
     sessions: sessionmaker
     celery: Celery

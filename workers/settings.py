@@ -50,7 +50,8 @@ def _names(env: dict[str, str], name: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/0"  # Celery's broker and result backend
+    events_url: str = ""  # the event bus (every key of workers.keys); "": redis_url
     database_url: str = ""
     data_dir: Path = Path(".agentdeck")
     host: str = "127.0.0.1"
@@ -77,6 +78,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", Keys(self.key_prefix))
+        if not self.events_url:
+            object.__setattr__(self, "events_url", self.redis_url)
         if not 0 < self.run_time_limit < float("inf"):
             raise SettingsError(
                 f"AGENTDECK_RUN_TIME_LIMIT must be a positive number, got {self.run_time_limit}"
@@ -91,6 +94,7 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         return cls(
             redis_url=env.get("REDIS_URL") or cls.redis_url,
+            events_url=env.get("AGENTDECK_EVENTS_URL", ""),
             database_url=env.get("DATABASE_URL", ""),
             data_dir=Path(env.get("AGENTDECK_DATA_DIR") or ".agentdeck"),
             host=env.get("AGENTDECK_HOST") or cls.host,

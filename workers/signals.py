@@ -210,9 +210,12 @@ def on_task_revoked(
 ) -> None:
     STATS.count_revoked(getattr(sender, "name", None) or getattr(request, "task", None) or "other")
     reason = "expired" if expired else ("terminated" if terminated else "revoked")
-    get_publisher().emit(
-        request.id, EventType.JOB_CANCELLED, {"reason": reason, "signal": _jsonable(signum)}
-    )
+    data: dict[str, Any] = {"reason": reason, "signal": _jsonable(signum)}
+    # A task revoked before any worker received it has no job.received: the worker
+    # that revoked it is its worker (Flower lists it under that worker too).
+    if hostname := getattr(request, "hostname", None):
+        data["worker"] = hostname
+    get_publisher().emit(request.id, EventType.JOB_CANCELLED, data)
 
 
 @signals.worker_shutdown.connect

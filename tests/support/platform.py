@@ -130,3 +130,21 @@ def start_platform(
     except BaseException:
         Platform("", "", tmp, output_dir, "", cleanups=cleanups).close()
         raise
+
+
+def start_own_platform(session: Platform) -> Platform:
+    """A platform of its own on the session's servers, for tests whose workers must not take
+    the session's jobs (nor it theirs): a new, empty database on the session's Redis server
+    (REDIS_URL) or an embedded Valkey of its own, and a new SQL database (on the session's
+    PostgreSQL server, else a SQLite file). Close it after."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    if session.embedded_redis is None:
+        env["REDIS_URL"] = session.redis_url  # claim_redis_db takes another, empty, index
+    if session.database_url.startswith("postgresql"):
+        env["DATABASE_URL"] = session.database_url
+    own = start_platform(env)
+    with contextlib.suppress(OSError):  # test-output/latest stays the session's folder
+        latest = OUTPUT_ROOT / "latest"
+        latest.unlink()
+        latest.symlink_to(session.output_dir.name)
+    return own

@@ -86,7 +86,11 @@ def dashboard_history() -> Any:
     window = float_arg("window", request.args.get("window"), 900.0, 0, 86_400)
     window = min(max(window, 10.0), 3600.0)
     return jsonify(
-        {"sample_every": dashboard.SAMPLE_EVERY, "samples": dashboard.history(services(), window)}
+        {
+            "sample_every": dashboard.SAMPLE_EVERY,
+            "rate_window": dashboard.WINDOW,
+            "samples": dashboard.history(services(), window),
+        }
     )
 
 
