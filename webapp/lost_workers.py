@@ -45,6 +45,12 @@ class LostWorkers(Hook):
         self.svc = svc
 
     def every_tick(self) -> None:
+        # Just back from an outage of its own (Redis restarted or failed over): the
+        # workers' beats stopped too and resume within their interval; wait that long.
+        janitor = self.svc.janitor
+        back_for = time.monotonic() - (janitor.back_at if janitor is not None else 0.0)
+        if back_for < self.svc.settings.worker_expiry_seconds:
+            return
         check_lost_workers(self.svc)
 
     def every_scan(self) -> None:
