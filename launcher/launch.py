@@ -21,6 +21,7 @@ from launcher.migrate import upgrade
 from launcher.net import http_ok, local_url, wait_until
 from launcher.options import Options
 from launcher.processes import ManagedProcess, ProcessExited
+from workers.redis_urls import redis_client
 from workers.settings import without_web_secrets
 
 log = logging.getLogger("agentdeck.launcher")
@@ -170,7 +171,7 @@ class Launcher:
         log.info("embedded Valkey at %s (data in %s)", redact(self.redis_url), o.redis_dir)
 
     def wait_redis(self, url: str, what: str) -> None:
-        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        client = redis_client(url, socket_connect_timeout=2, socket_timeout=2)
         try:
             if not wait_until(
                 lambda: _pings(client),

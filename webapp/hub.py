@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -29,6 +30,7 @@ from webapp.subscription import JobSubscription
 from workers.envelope import read_head
 from workers.events import LIFECYCLE_PREFIX
 from workers.hooks import Hooks
+from workers.redis_urls import primary_moved
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.hub")
@@ -36,6 +38,7 @@ log = logging.getLogger("agentdeck.hub")
 JOBS_TOPIC = "jobs"
 WORKERS_TOPIC = "workers"
 JOB_TOPIC_PREFIX = "job:"
+PRIMARY_CHECK_EVERY = 1.0  # seconds between asking the Sentinels where the primary is
 
 
 class Hub(Loop):
@@ -186,10 +189,17 @@ class Hub(Loop):
             if self._subscribed_before:
                 self._replay_all()  # events published while we were away
             self._subscribed_before = True
+            check_at = time.monotonic() + PRIMARY_CHECK_EVERY
             while not self.stopping:
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None:
                     self._dispatch(msg["channel"], msg["data"])
+                if time.monotonic() >= check_at:
+                    # Through Sentinel: a primary failed over while it runs on keeps this
+                    # subscription, deaf to what is published on the new one.
+                    check_at = time.monotonic() + PRIMARY_CHECK_EVERY
+                    if primary_moved(self.redis):
+                        raise redis.ConnectionError("the Redis primary moved (Sentinel)")
         finally:
             self.connected = False
             try:

@@ -23,6 +23,7 @@ from workers.events import EventType, JobState
 from workers.hooks import Hook
 from workers.models import Job
 from workers.publisher import get_publisher
+from workers.redis_urls import is_redis
 from workers.runtime import REGISTRY
 
 log = logging.getLogger("agentdeck.lost")
@@ -44,6 +45,12 @@ class LostWorkers(Hook):
         self.svc = svc
 
     def every_tick(self) -> None:
+        # Just back from an outage of its own (Redis restarted or failed over): the
+        # workers' beats stopped too and resume within their interval; wait that long.
+        janitor = self.svc.janitor
+        back_for = time.monotonic() - (janitor.back_at if janitor is not None else 0.0)
+        if back_for < self.svc.settings.worker_expiry_seconds:
+            return
         check_lost_workers(self.svc)
 
     def every_scan(self) -> None:
@@ -107,6 +114,10 @@ def handle_lost_worker(svc: Services, host: str) -> int:
     for job_id, _, last_seq, state in jobs:  # seq goes on from SQL if Redis lost it
         get_publisher().remember(job_id, last_seq, state)
     log.warning("worker %s is gone; %d unfinished job(s)", host, len(wanted))
+    if not is_redis(str(svc.celery.conf.broker_url or "")):
+        for job_id, agent in wanted.items():
+            _say_lost(svc, job_id, agent, host)
+        return len(wanted)
     with svc.celery.connection_for_write() as conn:
         channel: Any = conn.default_channel
         tags = _unacked_tags(svc, channel, set(wanted))
@@ -130,6 +141,30 @@ def _unacked_tags(svc: Services, channel: Any, job_ids: set[str]) -> dict[str, s
         if task_id in job_ids:
             found[task_id] = tag.decode()
     return found
+
+
+def _say_lost(svc: Services, job_id: str, agent: str | None, host: str) -> None:
+    """`job.lost` of a job whose message the broker (RabbitMQ) requeued by itself."""
+    spec = REGISTRY.get(agent) if agent else None
+    policy = spec.on_lost if spec else "requeue"
+    cap = spec.max_redeliveries if spec else DEFAULT_CAP
+    keys = svc.settings.keys
+    restores = int(svc.redis.incr(keys.restores(job_id)))
+    svc.redis.expire(keys.restores(job_id), svc.settings.replay_ttl_seconds)
+    requeue = policy == "requeue" and restores <= cap
+    get_publisher().emit(
+        job_id,
+        EventType.JOB_LOST,
+        {
+            "error": f"WorkerLostError: worker {host} stopped heartbeating",
+            "worker": host,
+            "requeued": requeue,
+            "runs": restores,
+        },
+        state=JobState.PENDING.value,  # the broker has the message: it runs again, or fails
+        wait=True,
+    )
+    svc.redis.set(keys.lost_reported(job_id), "1", ex=svc.settings.replay_ttl_seconds)
 
 
 def _settle(

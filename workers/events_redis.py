@@ -4,13 +4,15 @@ The event bus is every key and channel of `workers.keys`: pub/sub, replay logs,
 presence, counters. It lives on `Settings.events_url` (AGENTDECK_EVENTS_URL),
 which is the broker's Redis unless set, so Celery's broker and Agentdeck's
 events can scale and fail separately. Celery's own clients (broker, results)
-are Celery's business and never come from here.
+are Celery's business and never come from here. A Sentinel URL gives a client
+on the set's current primary (`workers/redis_urls.py`).
 """
 
 from __future__ import annotations
 
 import redis
 
+from workers.redis_urls import redis_client
 from workers.settings import Settings
 
 
@@ -22,7 +24,7 @@ def events_redis(
     health_check_interval: int = 0,
 ) -> redis.Redis:
     """A client (with its own connection pool) on the event bus's Redis."""
-    return redis.Redis.from_url(
+    return redis_client(
         settings.events_url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_connect_timeout,

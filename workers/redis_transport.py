@@ -14,7 +14,8 @@ those tasks and acks each one as it ends, over a new connection to the
 restarted Redis. Whatever the worker still holds when it exits is restored
 then, as before (kombu's exit handler); a worker that dies is the janitor's
 (`webapp/lost_workers.py`) or, failing that, the visibility timeout's.
-Selected in `celeryconfig.py` with `broker_transport`.
+Selected in `celeryconfig.py` with `broker_transport`, for Redis brokers only
+(`SentinelTransport` for a broker reached through Redis Sentinel).
 """
 
 from __future__ import annotations
@@ -64,3 +65,12 @@ class Transport(kombu_redis.Transport):
             self.close_connection(connection)
         except (*self.connection_errors, *self.channel_errors, OSError):
             pass  # the broker is away: there is nothing to say to it
+
+
+class SentinelChannel(Channel, kombu_redis.SentinelChannel):
+    """The same, on kombu's Sentinel channel (finds the current primary on connect)."""
+
+
+class SentinelTransport(Transport):
+    Channel = SentinelChannel
+    default_port = kombu_redis.SentinelTransport.default_port  # type: ignore[assignment]

@@ -85,8 +85,11 @@ def new_output_dir() -> Path:
     return path
 
 
-def start_platform(environ: Mapping[str, str] | None = None) -> Platform:
-    """Start (or claim) Redis and SQL, migrate, and return the platform. Close it after."""
+def start_platform(
+    environ: Mapping[str, str] | None = None, *, redis_url: str | None = None
+) -> Platform:
+    """Start (or claim) Redis and SQL, migrate, and return the platform. Close it after.
+    `redis_url`: a Redis the caller owns (a Sentinel set), used as it is."""
     env = dict(os.environ if environ is None else environ)
     output_dir = new_output_dir()
     tmp = Path(tempfile.mkdtemp(prefix="agentdeck-test-"))
@@ -94,7 +97,9 @@ def start_platform(environ: Mapping[str, str] | None = None) -> Platform:
     platform: Platform | None = None
     try:
         embedded: EmbeddedRedis | None = None
-        if env.get("REDIS_URL"):
+        if redis_url:
+            pass
+        elif env.get("REDIS_URL"):
             redis_url, release = claim_redis_db(env["REDIS_URL"])
             cleanups.append(release)
         else:
