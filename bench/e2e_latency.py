@@ -98,6 +98,7 @@ class Latencies:
 
 def measure(events: int) -> Latencies:
     """ms from each event's `ts` to its receipt, on an isolated platform of its own."""
+    saved = dict(os.environ)  # restored after: `python -m bench` runs other suites next
     platform = start_platform()
     os.environ.update(platform.exported)  # this process's requests carry the admin token
     worker, web = WorkerService(platform), WebService(platform)
@@ -114,6 +115,8 @@ def measure(events: int) -> Latencies:
         web.stop()
         worker.stop()
         platform.close()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def figures(quick: bool) -> list[Figure]:

@@ -2,7 +2,7 @@
 
 Starts an isolated platform (embedded Valkey or REDIS_URL; SQLite, then a fresh
 database on PostgreSQL; a Celery worker of 2 processes; one gunicorn gevent
-web process, as deployed) and measures, with a lean keep-alive HTTP client:
+web process, as the launcher runs it) and measures, with a lean keep-alive HTTP client:
 
 - sequential `POST /api/jobs` p50/p99, beside `GET /healthz` measured in the
   same run, interleaved one for one (the baseline: what any request costs);
@@ -42,7 +42,7 @@ from sqlalchemy import func, select
 
 from bench.report import Figure
 from tests.support import Platform, WebService, WorkerService, start_platform, wait_until
-from tests.support.ws import WsClient
+from tests.support.http import auth_headers
 from workers.events import FINAL_STATES
 from workers.models import Job, make_engine
 
@@ -111,33 +111,37 @@ class Watchers:
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def __enter__(self) -> Watchers:
+        url = self.url.replace("http://", "ws://", 1) + "/ws"
         for i in range(self.n):
-            ws = WsClient(self.url)
-            ws.send({"op": "subscribe", "topic": "jobs"})
-            ws.wait_for(lambda f: f.get("type") == "subscribed" and f.get("topic") == "jobs")
+            # No UTF-8 check of each frame (websocket-client's is pure Python): the
+            # watchers share this process with the load generator, which must not starve.
+            conn = websocket.create_connection(
+                url, timeout=10, header=auth_headers(None), skip_utf8_validation=True
+            )
+            conn.send(json.dumps({"op": "subscribe", "topic": "jobs"}))
+            while json.loads(conn.recv()).get("type") != "subscribed":
+                pass
             self.events.append(0)
-            t = threading.Thread(target=self._read, args=(ws, i), daemon=True)
+            t = threading.Thread(target=self._read, args=(conn, i), daemon=True)
             t.start()
             self._threads.append(t)
         return self
 
-    def _read(self, ws: WsClient, i: int) -> None:
-        ws.conn.settimeout(0.2)
+    def _read(self, conn: websocket.WebSocket, i: int) -> None:
+        conn.settimeout(0.2)
         try:
             while not self._stop.is_set():
                 try:
-                    data = ws.conn.recv()
+                    _, data = conn.recv_data()
                 except (TimeoutError, websocket.WebSocketTimeoutException):
                     continue
                 except Exception:
                     if not self._stop.is_set():
                         raise
                     return
-                frame = json.loads(data)
-                if frame.get("type") == "events":
-                    self.events[i] += len(frame["events"])
+                self.events[i] += data.count(b'"seq":')  # events, without decoding them
         finally:
-            ws.close()
+            conn.close()
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
@@ -153,6 +157,11 @@ class Run:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     answered: int = 0  # requests answered with a 2xx
+    web_cpu: float = 0.0  # CPU seconds of the web process meanwhile
+
+    @property
+    def cpu_ms_per_job(self) -> float:
+        return 1000 * self.web_cpu / len(self.ids) if self.ids else 0.0
 
     @property
     def rate(self) -> float:
@@ -295,12 +304,18 @@ class Measured:
 
 @contextmanager
 def platform_on(sql: str) -> Iterator[tuple[Platform, WebService]]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    """A platform of its own on `sql`; this process's environment is as it was after."""
+    saved = dict(os.environ)
+    env = {k: v for k, v in saved.items() if k != "DATABASE_URL"}
     if sql == "postgresql":
-        env["DATABASE_URL"] = os.environ.get("BENCH_POSTGRES_URL", POSTGRES_URL)
+        env["DATABASE_URL"] = saved.get("BENCH_POSTGRES_URL", POSTGRES_URL)
     platform = start_platform(env)
     os.environ.update(platform.exported)  # the WebSocket clients send the admin token
     worker, web = WorkerService(platform), WebService(platform)
+    # As the launcher runs it: without the tests' access log (a line per request).
+    argv = web.proc.argv
+    at = argv.index("--access-logfile")
+    del argv[at : at + 2]
     try:
         worker.start()
         web.start()
@@ -309,6 +324,24 @@ def platform_on(sql: str) -> Iterator[tuple[Platform, WebService]]:
         web.stop()
         worker.stop()
         platform.close()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def web_worker(web: WebService) -> psutil.Process:
+    """gunicorn's worker process (the web process proper; its master only watches it)."""
+    return psutil.Process(web.pid).children()[0]
+
+
+@contextmanager
+def cpu_of(web: WebService) -> Iterator[list[float]]:
+    """[CPU seconds the web process spent within the block], filled in at its end."""
+    proc = web_worker(web)
+    before = proc.cpu_times()
+    got = [0.0]
+    yield got
+    after = proc.cpu_times()
+    got[0] = (after.user + after.system) - (before.user + before.system)
 
 
 @contextmanager
@@ -317,7 +350,7 @@ def profiled(web: WebService, out_dir: str | None, name: str) -> Iterator[None]:
     if not out_dir:
         yield
         return
-    worker = psutil.Process(web.pid).children()[0].pid
+    worker = web_worker(web).pid
     path = Path(out_dir) / f"{name}.txt"
     path.parent.mkdir(parents=True, exist_ok=True)
     argv = ["py-spy", "record", "-p", str(worker), "-o", str(path), "-f", "raw", "-r", "200"]
@@ -345,10 +378,12 @@ def measure(
             posts, gets, seq_run = sequential(web.url, token, max(50, jobs // 5))
         with Watchers(web.url, watchers) as watching:
             healthz = concurrently(web.url, token, jobs, concurrency, "GET", "/healthz", None)
-            with profiled(web, profile, f"{sql}-concurrent"):
+            with profiled(web, profile, f"{sql}-concurrent"), cpu_of(web) as cpu:
                 conc = concurrently(web.url, token, jobs, concurrency, "POST", "/api/jobs", ECHO)
-            with profiled(web, profile, f"{sql}-bulk"):
+            conc.web_cpu = cpu[0]
+            with profiled(web, profile, f"{sql}-bulk"), cpu_of(web) as cpu:
                 many = bulk(web.url, token, jobs * 5, bulk_size, 2)
+            many.web_cpu = cpu[0]
         ids = seq_run.ids + conc.ids + many.ids
         recorded = all_recorded(platform.database_url, ids, timeout=120 + len(ids) / 20)
         return Measured(
@@ -434,8 +469,10 @@ def describe(m: Measured) -> str:
             f"  sequential GET /healthz:   p50 {pct(m.get_ms, 50):.2f} ms, "
             f"p99 {pct(m.get_ms, 99):.2f} ms",
             f"  concurrent: {m.concurrent.rate:.0f} jobs/s ({len(m.concurrent.ids)} in "
-            f"{m.concurrent.seconds:.2f} s), GET /healthz {m.healthz.requests_rate:.0f} req/s",
-            f"  bulk: {m.bulk.rate:.0f} jobs/s ({len(m.bulk.ids)} in {m.bulk.seconds:.2f} s)",
+            f"{m.concurrent.seconds:.2f} s, web CPU {m.concurrent.cpu_ms_per_job:.2f} ms a job), "
+            f"GET /healthz {m.healthz.requests_rate:.0f} req/s",
+            f"  bulk: {m.bulk.rate:.0f} jobs/s ({len(m.bulk.ids)} in {m.bulk.seconds:.2f} s, "
+            f"web CPU {m.bulk.cpu_ms_per_job:.2f} ms a job)",
             f"  errors: {(m.concurrent.errors + m.bulk.errors)[:3]}",
             f"  accepted {m.accepted}, final in SQL {m.recorded}; "
             f"watchers saw {m.watcher_events} events",

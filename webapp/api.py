@@ -66,18 +66,14 @@ def submit_jobs() -> Any:
             err = {"code": error.code, "message": error.message, **error.extra}
             results.append({"status": error.status, "error": err})
             continue
-        assert not isinstance(outcome, ApiError) and outcome.job is not None
-        job = outcome.job
-        if outcome.created:
-            queues[job.queue] = None
-        results.append(
-            {
-                "status": 202 if outcome.created else 200,
-                "id": job.id,
-                "state": job.state,
-                "created": outcome.created,
-            }
-        )
+        assert not isinstance(outcome, ApiError)
+        if outcome.existing is not None:  # its idempotency key's first job
+            job = outcome.existing
+            results.append({"status": 200, "id": job.id, "state": job.state, "created": False})
+            continue
+        row = outcome.row  # no ORM object per job: the answer needs three columns
+        queues[row["queue"]] = None
+        results.append({"status": 202, "id": row["id"], "state": row["state"], "created": True})
     warnings = [w for queue in queues for w in queue_warnings(svc, queue)]
     created = sum(1 for r in results if r.get("created"))
     return jsonify(

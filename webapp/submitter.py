@@ -25,6 +25,7 @@ slow `saferepr`.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import threading
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from celery.utils.nodenames import anon_nodename
 from sqlalchemy import JSON, delete, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
@@ -291,6 +293,7 @@ def _send_one(celery: Any, producer: Any, item: Pending) -> None:
         time_limit=options.get("time_limit"),
         soft_time_limit=options.get("soft_time_limit"),
         reply_to=celery.thread_oid,
+        origin=_origin(),
         argsrepr=argsrepr,
         kwargsrepr="{}",
     )
@@ -319,6 +322,12 @@ def _placeholders(paramstyle: str, n: int) -> list[str]:
     if paramstyle == "numeric":
         return [f":{i + 1}" for i in range(n)]
     raise ValueError(f"no placeholders for the paramstyle {paramstyle!r}")
+
+
+@functools.cache
+def _origin() -> str:
+    """The message's `origin` header, as Celery fills it in (a gethostname per message)."""
+    return str(anon_nodename())
 
 
 def _connection_lost(exc: DBAPIError) -> bool:
