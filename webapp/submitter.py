@@ -5,10 +5,12 @@ The order per job stays what it was: its row is committed, then its `job.queued`
 is in Redis, then its task message reaches the broker (a worker cannot see a job
 before its row and its first event). What changes is that jobs share the steps:
 
-- *group commit*: a request that finds no batch under way leads one; requests that
-  come while it runs add their jobs to the next, which the leader runs too, until
-  its own jobs are done; it then hands the lead to the oldest waiting request. No
-  background thread: a leader is a request that had to wait anyway;
+- *group commit*: a request that finds fewer than `LEADERS` batches under way leads
+  one; requests that come meanwhile add their jobs to the next, which a leader
+  runs, until its own jobs are done; it then hands the lead to the oldest waiting
+  request. No background thread: a leader is a request that had to wait anyway.
+  Batches of different jobs need no order among them, so several run at once:
+  their round trips (SQL, Redis) overlap;
 - the rows go in one INSERT (executemany) and one commit; when that fails on one
   row (an idempotency key used before, text the database refuses), each row is
   tried alone, so the others are not refused with it;
@@ -51,6 +53,7 @@ from workers.signals import queued_flushed_by_sender
 log = logging.getLogger("agentdeck.submitter")
 
 BATCH_MAX = 1000  # jobs per commit and per broker pipeline
+LEADERS = 4  # batches under way at once
 ARGSREPR_MAX = 1024  # Celery's own cap on the argsrepr header
 QUEUED_FLUSH_TIMEOUT = 5.0  # as long as a lone job.queued was waited for
 
@@ -95,7 +98,7 @@ class Submitter:
         self.svc = svc
         self._lock = threading.Lock()
         self._waiting: deque[_Ticket] = deque()
-        self._leading = False
+        self._leaders = 0
 
     def submit(self, items: list[Pending]) -> None:
         """Store and send `items`; each ends with `job` set, or with `error`."""
@@ -104,22 +107,29 @@ class Submitter:
         ticket = _Ticket(items)
         with self._lock:
             self._waiting.append(ticket)
-            lead = not self._leading
-            self._leading = True
+            lead = self._leaders < LEADERS
+            if lead:
+                self._leaders += 1
         while not lead:
             ticket.wake.wait()
             ticket.wake.clear()
             with self._lock:
-                if ticket.done:
+                lead = ticket.lead  # handed the lead: lead (or pass it on) even if done
+                if ticket.done and not lead:
                     return
-                lead = ticket.lead
         self._lead_until(ticket)
 
     def _lead_until(self, own: _Ticket) -> None:
         try:
-            while not own.done:
+            while True:
                 with self._lock:
-                    batch = self._take()
+                    if own.done:
+                        break
+                    batch = self._take() if self._waiting else None
+                if batch is None:  # another leader runs our jobs: wait for it
+                    own.wake.wait()
+                    own.wake.clear()
+                    continue
                 try:
                     self._run(batch)
                 finally:
@@ -130,15 +140,17 @@ class Submitter:
                                 ticket.wake.set()
         finally:
             with self._lock:
-                if self._waiting:
-                    nxt = self._waiting[0]
+                # The oldest request not led yet (another leader may have picked one).
+                nxt = next((t for t in self._waiting if not t.lead), None)
+                if nxt is not None:
                     nxt.lead = True
                     nxt.wake.set()
                 else:
-                    self._leading = False
+                    self._leaders -= 1
 
     def _take(self) -> list[_Ticket]:
-        """The oldest waiting tickets, up to BATCH_MAX jobs (at least one ticket)."""
+        """The oldest waiting tickets, up to BATCH_MAX jobs (at least one ticket: a
+        leader's own is waiting until a batch takes it)."""
         batch = [self._waiting.popleft()]
         size = len(batch[0].items)
         while self._waiting and size + len(self._waiting[0].items) <= BATCH_MAX:
