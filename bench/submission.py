@@ -11,8 +11,10 @@ web process, as the launcher runs it) and measures, with a lean keep-alive HTTP 
   `GET /healthz` requests/s at the same concurrency;
 - jobs/s accepted through `POST /api/jobs/bulk` (lists of `--bulk-size`);
 
-and then that nothing was lost: every accepted job reaches a final state in
-SQL (the worker runs them all; bounded wait). The echo jobs are
+and the web process's CPU time per accepted job in each phase (on a shared,
+busy machine the rates follow the CPU share the web process gets; its CPU per
+job does not), then that nothing was lost: every accepted job reaches a final
+state in SQL (the worker runs them all; bounded wait). The echo jobs are
 `{"text": "hi", "steps": 0, "delay": 0}` so that the worker drains them soon.
 
     python -m bench.submission [--quick] [--jobs 1000] [--sql sqlite,postgresql]
@@ -377,7 +379,9 @@ def measure(
         with profiled(web, profile, f"{sql}-sequential"):
             posts, gets, seq_run = sequential(web.url, token, max(50, jobs // 5))
         with Watchers(web.url, watchers) as watching:
-            healthz = concurrently(web.url, token, jobs, concurrency, "GET", "/healthz", None)
+            with cpu_of(web) as cpu:
+                healthz = concurrently(web.url, token, jobs, concurrency, "GET", "/healthz", None)
+            healthz.web_cpu = cpu[0]
             with profiled(web, profile, f"{sql}-concurrent"), cpu_of(web) as cpu:
                 conc = concurrently(web.url, token, jobs, concurrency, "POST", "/api/jobs", ECHO)
             conc.web_cpu = cpu[0]
@@ -430,6 +434,15 @@ def to_figures(m: Measured) -> list[Figure]:
             m.concurrent.rate >= 500 and nothing_lost,
         ),
         Figure(
+            f"submission ({m.sql}): web CPU per job, 20 concurrent",
+            m.concurrent.cpu_ms_per_job,
+            "ms",
+            1000 * m.healthz.web_cpu / max(m.healthz.answered, 1),
+            "GET /healthz, per request",
+            "≤ 2 ms (500 jobs/s a core)",
+            m.concurrent.cpu_ms_per_job <= 2.0,
+        ),
+        Figure(
             f"submission ({m.sql}): bulk jobs/s",
             m.bulk.rate,
             "jobs/s",
@@ -437,6 +450,15 @@ def to_figures(m: Measured) -> list[Figure]:
             "one job a request",
             "≥ 5,000 jobs/s, nothing lost",
             m.bulk.rate >= 5000 and nothing_lost,
+        ),
+        Figure(
+            f"submission ({m.sql}): web CPU per job, bulk",
+            m.bulk.cpu_ms_per_job,
+            "ms",
+            m.concurrent.cpu_ms_per_job,
+            "one job a request",
+            "≤ 0.2 ms (5,000 jobs/s a core)",
+            m.bulk.cpu_ms_per_job <= 0.2,
         ),
         Figure(
             f"submission ({m.sql}): accepted jobs lost",
@@ -470,7 +492,8 @@ def describe(m: Measured) -> str:
             f"p99 {pct(m.get_ms, 99):.2f} ms",
             f"  concurrent: {m.concurrent.rate:.0f} jobs/s ({len(m.concurrent.ids)} in "
             f"{m.concurrent.seconds:.2f} s, web CPU {m.concurrent.cpu_ms_per_job:.2f} ms a job), "
-            f"GET /healthz {m.healthz.requests_rate:.0f} req/s",
+            f"GET /healthz {m.healthz.requests_rate:.0f} req/s "
+            f"({1000 * m.healthz.web_cpu / max(m.healthz.answered, 1):.2f} ms CPU a request)",
             f"  bulk: {m.bulk.rate:.0f} jobs/s ({len(m.bulk.ids)} in {m.bulk.seconds:.2f} s, "
             f"web CPU {m.bulk.cpu_ms_per_job:.2f} ms a job)",
             f"  errors: {(m.concurrent.errors + m.bulk.errors)[:3]}",
