@@ -67,7 +67,8 @@ class Pending:
     args: list[Any]
     options: dict[str, Any]  # queue, priority, soft_time_limit, time_limit
     before_send: Callable[[str], None] | None = None
-    created: bool = False  # stored and sent
+    created: bool = False  # stored (and sent, once `sent`)
+    sent: bool = False
     existing: Job | None = None  # the job its idempotency key made before
     error: ApiError | None = None
 
@@ -169,10 +170,14 @@ class Submitter:
             ready = [item for item in created if self._before_send(item)]
             if ready:
                 self._send(ready)
-        except Exception as exc:  # a bug: every job still unanswered fails, none hangs
+        except Exception as exc:  # a bug: every job not sent fails (and is undone), none hangs
             log.exception("submitting %d jobs failed", len(items))
             for item in items:
-                if not item.created and item.existing is None and item.error is None:
+                if item.sent or item.existing is not None or item.error is not None:
+                    continue
+                if item.created:
+                    self._not_sent(item, exc, 500, "internal_error")
+                else:
                     item.error = ApiError(500, "internal_error", f"not submitted: {exc}")
 
     # -- SQL --------------------------------------------------------------------------
@@ -251,7 +256,8 @@ class Submitter:
         try:
             with broker_connection(celery) as conn:
                 producer = amqp.Producer(conn, auto_declare=False)
-                with producer.batch(max_size=len(items) + 1):
+                # Large enough never to flush before the end (job.queued goes first).
+                with producer.batch(max_size=10 * len(items) + 10):
                     token = queued_flushed_by_sender.set(True)
                     try:
                         for item in items:
@@ -260,6 +266,8 @@ class Submitter:
                         queued_flushed_by_sender.reset(token)
                     # Every job.queued is in Redis before the broker has any of the tasks.
                     get_publisher().flush(QUEUED_FLUSH_TIMEOUT)
+            for item in items:
+                item.sent = True
         except ApiError as exc:  # the broker pool is starved
             for item in items:
                 self._not_sent(item, exc, exc.status, exc.code)
