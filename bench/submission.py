@@ -18,6 +18,8 @@ state in SQL (the worker runs them all; bounded wait). The echo jobs are
 `{"text": "hi", "steps": 0, "delay": 0}` so that the worker drains them soon.
 
     python -m bench.submission [--quick] [--jobs 1000] [--sql sqlite,postgresql]
+                               [--profile DIR]   (py-spy of the web process per phase;
+                                                  needs `pip install py-spy`)
 """
 
 from __future__ import annotations
