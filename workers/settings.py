@@ -66,6 +66,7 @@ class Settings:
     publish_buffer_max: int = 100_000
     publish_linger_ms: float = 200.0
     max_body_bytes: int = 1_048_576
+    max_bulk_jobs: int = 1000  # submissions in one POST /api/jobs/bulk
     client_queue_bytes: int = 4 * 1_048_576
     heartbeat_seconds: float = 2.0
     worker_expiry_seconds: float = 5.0
@@ -109,6 +110,7 @@ class Settings:
             publish_buffer_max=_int(env, "AGENTDECK_PUBLISH_BUFFER", cls.publish_buffer_max),
             publish_linger_ms=_float(env, "AGENTDECK_PUBLISH_LINGER_MS", cls.publish_linger_ms),
             max_body_bytes=_int(env, "AGENTDECK_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_bulk_jobs=_int(env, "AGENTDECK_MAX_BULK_JOBS", cls.max_bulk_jobs),
             client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
             heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
             worker_expiry_seconds=_float(env, "AGENTDECK_WORKER_EXPIRY", cls.worker_expiry_seconds),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from celery import signals
@@ -29,6 +30,14 @@ SAID_KEY = "agentdeck_received_said"  # job.received already said (by the heartb
 FOLD_RECEIVED = 0.05  # a plain task started this soon after receipt gets no job.received
 RECEIVED, STARTED = EventType.JOB_RECEIVED.value, EventType.JOB_STARTED.value
 SUCCEEDED_EVENT = EventType.JOB_SUCCEEDED.value
+
+
+# Set by a sender that publishes tasks in a batch (webapp/submitter.py): each job.queued
+# is emitted without waiting, and the sender flushes the publisher once, before the
+# batch reaches the broker.
+queued_flushed_by_sender: ContextVar[bool] = ContextVar(
+    "agentdeck_queued_flushed_by_sender", default=False
+)
 
 
 def _short(text: Any) -> str:
@@ -75,7 +84,8 @@ def on_before_task_publish(
         data["call"] = call  # the real args, so a failed task can be retried
     # Waiting keeps job.queued first: the worker cannot see the task before
     # the broker has it, and the broker gets it only after this returns.
-    get_publisher().emit(task_id, EventType.JOB_QUEUED, data, wait=True)
+    wait = not queued_flushed_by_sender.get()
+    get_publisher().emit(task_id, EventType.JOB_QUEUED, data, wait=wait)
 
 
 @signals.task_received.connect
