@@ -47,6 +47,7 @@ from webapp.services import Services
 from workers.events import EventType
 from workers.models import Job
 from workers.publisher import get_publisher
+from workers.redis_urls import is_redis
 from workers.replay_log import head_of
 from workers.signals import queued_flushed_by_sender
 
@@ -326,7 +327,9 @@ def _send_one(celery: Any, producer: Any, item: Pending) -> None:
         message,
         queue=options.get("queue") or celery.conf.task_default_queue,
         retry=False,  # a batch only buffers here; its pipeline fails or succeeds whole
-        declare=[],  # Redis delivers to a queue by name: nothing to declare
+        # Redis delivers to a queue by name: nothing to declare. An AMQP exchange drops
+        # a message for a queue not declared yet (no worker consumed it so far).
+        **({"declare": []} if is_redis(str(celery.conf.broker_url)) else {}),
         **extra,
     )
 
