@@ -11,16 +11,18 @@ subscription replays what it may have missed meanwhile.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
 import redis
 from sqlalchemy.orm import sessionmaker
 
-from webapp.clients import CLOSE_GOING_AWAY, Client
+from webapp.clients import CLOSE_GOING_AWAY, Client, events_bytes
 from webapp.loops import Loop
 from webapp.owners import JobOwners
 from webapp.replay import Replay, events_since
@@ -36,6 +38,9 @@ log = logging.getLogger("agentdeck.hub")
 JOBS_TOPIC = "jobs"
 WORKERS_TOPIC = "workers"
 JOB_TOPIC_PREFIX = "job:"
+# Seconds from a pub/sub message in to its frames written to every client that could
+# take them at once (one whose socket is full gets them from its own flusher later).
+FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 class Hub(Loop):
@@ -60,6 +65,8 @@ class Hub(Loop):
         self.connected = False
         self.instance_id = uuid.uuid4().hex  # names this web process in Redis leases
         self.delivered = 0  # job events handed to a client's subscription, live
+        self.fanout_counts = [0] * (len(FANOUT_BUCKETS) + 1)  # the last one: +Inf
+        self.fanout_sum = 0.0
         self._subscribed_before = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -207,19 +214,23 @@ class Hub(Loop):
                 self._spawn_replay(client, job, sub)
 
     def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
+        started = time.perf_counter()
         raw = data.decode() if isinstance(data, bytes) else data
         chan = channel.decode() if isinstance(channel, bytes) else channel
         if chan == self.keys.workers_channel:
             self._fanout(WORKERS_TOPIC, [raw])
-            return
-        # One message carries a publish call's envelopes, one per line.
-        lifecycle: list[tuple[str, str]] = []
-        for envelope in raw.split("\n"):
-            job = self._dispatch_one(envelope)
-            if job is not None:
-                lifecycle.append((job, envelope))
-        if lifecycle:
-            self._fanout_jobs(lifecycle)
+        else:
+            # One message carries a publish call's envelopes, one per line.
+            lifecycle: list[tuple[str, str]] = []
+            for envelope in raw.split("\n"):
+                job = self._dispatch_one(envelope)
+                if job is not None:
+                    lifecycle.append((job, envelope))
+            if lifecycle:
+                self._fanout_jobs(lifecycle)
+        took = time.perf_counter() - started
+        self.fanout_counts[bisect.bisect_left(FANOUT_BUCKETS, took)] += 1
+        self.fanout_sum += took
 
     def _dispatch_one(self, raw: str) -> str | None:
         """Deliver one envelope to its job's subscribers; its job for a lifecycle event."""
@@ -228,14 +239,17 @@ class Hub(Loop):
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed envelope: %.200s", raw)
             return None
-        topic = JOB_TOPIC_PREFIX + job
-        with self.lock:
-            clients = list(self.by_job.get(job, ()))
-        for client in clients:
-            sub = client.subs.get(topic)
-            if sub is not None and sub.offer_live(seq, raw):
-                self._spawn_replay(client, job, sub)  # a gap: fill it from the log
-        self.delivered += len(clients)
+        clients = self.by_job.get(job)
+        if clients:
+            topic = JOB_TOPIC_PREFIX + job
+            frame = events_bytes(topic, [raw])  # the same bytes for every subscriber
+            with self.lock:
+                subscribed = list(clients)
+            for client in subscribed:
+                sub = client.subs.get(topic)
+                if sub is not None and sub.offer_live(seq, raw, frame):
+                    self._spawn_replay(client, job, sub)  # a gap: fill it from the log
+            self.delivered += len(subscribed)
         self.hooks.on_envelope(raw, job)
         return job if type_.startswith(LIFECYCLE_PREFIX) else None
 
@@ -243,21 +257,28 @@ class Hub(Loop):
         """The `jobs` topic: everything to those who see all, their own jobs to the rest."""
         with self.lock:
             clients = list(self.by_topic[JOBS_TOPIC])
+        if not clients:
+            return
         everything = [raw for _, raw in events]
-        restricted = any(c.principal is not None and not c.principal.sees_all for c in clients)
-        by_owner: dict[str | None, list[str]] = {}
-        if restricted:  # split once per message, not once per client
-            owners = self.owners.of(job for job, _ in events)
-            for job, raw in events:
-                by_owner.setdefault(owners.get(job), []).append(raw)
+        frame = events_bytes(JOBS_TOPIC, everything)  # once, for all who see all
+        restricted = False
         for client in clients:
             who = client.principal
             if who is None:
                 continue
             if who.sees_all:
-                client.put_events(JOBS_TOPIC, everything)
-            elif mine := by_owner.get(who.user_id):
-                client.put_events(JOBS_TOPIC, mine)
+                client.put_events(JOBS_TOPIC, everything, frame)
+            else:
+                restricted = True
+        if restricted:  # split once per message, not once per client
+            by_owner: dict[str | None, list[str]] = {}
+            owners = self.owners.of(job for job, _ in events)
+            for job, raw in events:
+                by_owner.setdefault(owners.get(job), []).append(raw)
+            for client in clients:
+                who = client.principal
+                if who is not None and not who.sees_all and (mine := by_owner.get(who.user_id)):
+                    client.put_events(JOBS_TOPIC, mine)
 
     def close_where(self, should_close: Callable[[Client], bool], code: int, reason: str) -> int:
         """Close every client for which `should_close` is true; how many were."""
@@ -270,5 +291,7 @@ class Hub(Loop):
     def _fanout(self, topic: str, raws: list[str]) -> None:
         with self.lock:
             clients = list(self.by_topic[topic])
-        for client in clients:
-            client.put_events(topic, raws)
+        if clients:
+            frame = events_bytes(topic, raws)
+            for client in clients:
+                client.put_events(topic, raws, frame)
