@@ -62,6 +62,9 @@ class Hub(Loop):
         self.clients: set[Client] = set()
         self.by_job: dict[str, set[Client]] = {}
         self.by_topic: dict[str, set[Client]] = {JOBS_TOPIC: set(), WORKERS_TOPIC: set()}
+        # Of `jobs`' subscribers, those who see only their own jobs (the rest see all and
+        # share one frame). A socket's principal is set before it subscribes, for good.
+        self.jobs_restricted: set[Client] = set()
         self.connected = False
         self.instance_id = uuid.uuid4().hex  # names this web process in Redis leases
         self.delivered = 0  # job events handed to a client's subscription, live
@@ -90,11 +93,16 @@ class Hub(Loop):
                 self._drop_job_locked(client, topic[len(JOB_TOPIC_PREFIX) :])
             for subs in self.by_topic.values():
                 subs.discard(client)
+            self.jobs_restricted.discard(client)
 
     # -- subscriptions ----------------------------------------------------------
     def subscribe_topic(self, client: Client, topic: str) -> None:
+        who = client.principal
         with self.lock:
-            self.by_topic[topic].add(client)
+            if topic == JOBS_TOPIC and who is not None and not who.sees_all:
+                self.jobs_restricted.add(client)
+            else:
+                self.by_topic[topic].add(client)
         client.topics.add(topic)
         client.put(json.dumps({"type": "subscribed", "topic": topic}))
 
@@ -128,6 +136,8 @@ class Hub(Loop):
         else:
             with self.lock:
                 self.by_topic.get(topic, set()).discard(client)
+                if topic == JOBS_TOPIC:
+                    self.jobs_restricted.discard(client)
             client.topics.discard(topic)
 
     def _drop_job_locked(
@@ -256,28 +266,21 @@ class Hub(Loop):
     def _fanout_jobs(self, events: list[tuple[str, str]]) -> None:
         """The `jobs` topic: everything to those who see all, their own jobs to the rest."""
         with self.lock:
-            clients = list(self.by_topic[JOBS_TOPIC])
-        if not clients:
-            return
+            everyone = list(self.by_topic[JOBS_TOPIC])
+            restricted = list(self.jobs_restricted)
         everything = [raw for _, raw in events]
-        frame = events_bytes(JOBS_TOPIC, everything)  # once, for all who see all
-        restricted = False
-        for client in clients:
-            who = client.principal
-            if who is None:
-                continue
-            if who.sees_all:
+        if everyone:
+            frame = events_bytes(JOBS_TOPIC, everything)  # once, for all who see all
+            for client in everyone:
                 client.put_events(JOBS_TOPIC, everything, frame)
-            else:
-                restricted = True
         if restricted:  # split once per message, not once per client
             by_owner: dict[str | None, list[str]] = {}
             owners = self.owners.of(job for job, _ in events)
             for job, raw in events:
                 by_owner.setdefault(owners.get(job), []).append(raw)
-            for client in clients:
+            for client in restricted:
                 who = client.principal
-                if who is not None and not who.sees_all and (mine := by_owner.get(who.user_id)):
+                if who is not None and (mine := by_owner.get(who.user_id)):
                     client.put_events(JOBS_TOPIC, mine)
 
     def close_where(self, should_close: Callable[[Client], bool], code: int, reason: str) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import g, request
 from flask_sock import Sock
-from wsproto import WSConnection
+from wsproto.connection import Connection
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 from wsproto.utilities import RemoteProtocolError
 
@@ -167,8 +167,10 @@ def websocket(ws: Any) -> None:
     # Authenticated at the handshake (cookie or bearer header), or later by the auth op.
     client = Client(svc.settings.client_queue_bytes, g.get("principal"), ws.sock)
     hub.register(client)
+    conn = ws.ws.connection  # the frame protocol; the handshake's HTTP parser can go
+    ws.ws = None
     try:
-        _read_loop(ws.sock, ws.ws, hub, client)
+        _read_loop(ws.sock, conn, hub, client)
     finally:
         hub.unregister(client)
         client.close(CLOSE_NORMAL)
@@ -180,7 +182,7 @@ def websocket(ws: Any) -> None:
         ws.connected = False  # closed here: flask-sock sends nothing more
 
 
-def _read_loop(sock_: socket.socket, conn: WSConnection, hub: Hub, client: Client) -> None:
+def _read_loop(sock_: socket.socket, conn: Connection, hub: Hub, client: Client) -> None:
     """Read the client's frames until it closes, goes away or is closed."""
     parts: list[str | bytes] = []
     size = 0

@@ -33,6 +33,8 @@ def snapshot(svc: Services) -> dict[str, Any]:
         "reconciled": svc.janitor.reconciled if svc.janitor is not None else 0,
         "hook_failures": svc.hooks.failures,
         "loop_failures": svc.loops.failures(),
+        "fanout": list(svc.hub.fanout_counts),
+        "fanout_sum": svc.hub.fanout_sum,
     }
 
 
