@@ -194,21 +194,33 @@ def web_process_families(svc: Services) -> Iterator[Metric]:
         " could take them at once (the hub's fan-out)",
         labels=label,
     )
+    fanout_cpu = HistogramMetricFamily(
+        "agentdeck_ws_fanout_cpu_seconds",
+        "CPU time of the hub's fan-out of a pub/sub message (its wall time less what other"
+        " processes took meanwhile)",
+        labels=label,
+    )
     for process, c in sorted(web_counters.every_process(svc).items()):
-        counts = c.get("fanout") or []
-        if len(counts) == len(FANOUT_BUCKETS) + 1:
-            running, buckets = 0, []
-            for bound, n in zip([*map(str, FANOUT_BUCKETS), "+Inf"], counts, strict=True):
-                running += int(n)
-                buckets.append((bound, float(running)))
-            fanout.add_metric([process], buckets, float(c.get("fanout_sum", 0.0)))
         delivered.add_metric([process], float(c.get("delivered", 0)))
         recorded.add_metric([process], float(c.get("recorded", 0)))
         reconciled.add_metric([process], float(c.get("reconciled", 0)))
         hook_failures.add_metric([process], float(c.get("hook_failures", 0)))
         for loop, n in sorted((c.get("loop_failures") or {}).items()):
             loop_failures.add_metric([process, loop], float(n))
-    yield from (delivered, recorded, reconciled, hook_failures, loop_failures, fanout)
+        _add_fanout(fanout, process, c.get("fanout"), c.get("fanout_sum"))
+        _add_fanout(fanout_cpu, process, c.get("fanout_cpu"), c.get("fanout_cpu_sum"))
+    yield from (delivered, recorded, reconciled, hook_failures, loop_failures)
+    yield from (fanout, fanout_cpu)
+
+
+def _add_fanout(family: HistogramMetricFamily, process: str, counts: Any, total: Any) -> None:
+    if not isinstance(counts, list) or len(counts) != len(FANOUT_BUCKETS) + 1:
+        return  # a process that does not count it (an older version)
+    running, buckets = 0, []
+    for bound, n in zip([*map(str, FANOUT_BUCKETS), "+Inf"], counts, strict=True):
+        running += int(n)
+        buckets.append((bound, float(running)))
+    family.add_metric([process], buckets, float(total or 0.0))
 
 
 class _Collector:
