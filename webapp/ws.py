@@ -1,4 +1,9 @@
-"""`/ws`: parse client frames, hand subscriptions to the hub, send queued frames."""
+"""`/ws`: the handshake (flask-sock, permessage-deflate declined), then one greenlet per
+connection reads the client's frames (wsproto) and hands subscriptions to the hub.
+
+Frames go out through the `Client` (clients.py): written straight to the socket by
+whoever sends them, queued only while the socket is full.
+"""
 
 from __future__ import annotations
 
