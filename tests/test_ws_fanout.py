@@ -10,6 +10,7 @@ import socket
 import struct
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -22,6 +23,22 @@ from workers.envelope import Event
 from workers.keys import DEFAULT_PREFIX, Keys
 
 CHANNEL = Keys(DEFAULT_PREFIX).events_channel
+EVENT_BYTES = 8_000
+
+
+def _kernel_buffers() -> int:
+    """About what the kernel holds for a connection that is not read: the server's send
+    buffer at its largest and the client's receive buffer."""
+    try:
+        wmem = int(Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split()[2])
+        rmem = int(Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 8 << 20
+    return wmem + rmem
+
+
+# Twice what the kernel holds, so that the rest must wait in the client's queue.
+SLOW_EVENTS = max(1_000, 2 * _kernel_buffers() // EVENT_BYTES)
 
 
 def publish(client: redis.Redis, jobs: list[str], pad: int = 0) -> None:
@@ -124,9 +141,10 @@ def test_every_client_gets_the_same_bytes_and_deflate_is_declined(
 
 @pytest.fixture
 def roomy_web(platform: Platform) -> Iterator[WebService]:
-    """A web process whose clients may queue 32 MiB: more than a socket's buffers hold."""
+    """A web process whose clients may queue all the slow test publishes."""
+    bound = str(2 * SLOW_EVENTS * EVENT_BYTES)
     service = WebService(
-        platform, name="web-roomy", extra_env={"AGENTDECK_CLIENT_QUEUE_BYTES": str(32 << 20)}
+        platform, name="web-roomy", extra_env={"AGENTDECK_CLIENT_QUEUE_BYTES": bound}
     )
     service.start()
     yield service
@@ -145,9 +163,9 @@ def test_a_client_whose_socket_is_full_gets_every_event_in_order(
         slow.subscribe_jobs()
         fast.send('{"op":"subscribe","topic":"jobs"}')
         assert json.loads(fast.recv())["type"] == "subscribed"
-        # when 1,000 events of 8 KB are published (more than the kernel's 4 MB buffers)
-        jobs = [f"slow-{uuid.uuid4().hex[:6]}-{n:04d}" for n in range(1000)]
-        publish(redis_client, jobs, pad=8000)
+        # when twice what the kernel's buffers hold is published, in 8 KB events
+        jobs = [f"slow-{uuid.uuid4().hex[:6]}-{n:05d}" for n in range(SLOW_EVENTS)]
+        publish(redis_client, jobs, pad=EVENT_BYTES)
         fast_got: list[str] = []
         while len(fast_got) < len(jobs):
             fast_got += [e["job"] for e in json.loads(fast.recv())["events"]]
