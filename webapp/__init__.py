@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from webapp.lost_workers import LostWorkers
     from webapp.monitor import init_monitor
     from webapp.monitor.latency import DeliveryLatency
+    from webapp.pinger import Pinger
     from webapp.recorder import Recorder, WakeRecorder
     from webapp.services import Services
     from webapp.waits import Waker
@@ -62,7 +63,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         raise AgentModulesUnavailable(f"agentdeck web: not starting: {exc}") from exc
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25, "max_message_size": 1 << 20}
 
     # Agentdeck's keys and channels: the event bus's Redis, not necessarily the broker's.
     client = events_redis(
@@ -94,7 +94,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         WakeRecorder(recorder), DeliveryLatency(monitor.latency), LostWorkers(svc), Waker(svc)
     )
     # Every background thread of the app.
-    svc.loops.add(hub, recorder, svc.janitor, monitor, SocketWarden(hub, svc.accounts))
+    svc.loops.add(hub, recorder, svc.janitor, monitor, SocketWarden(hub, svc.accounts), Pinger(hub))
     if background:
         svc.loops.start()
     return app
@@ -119,3 +119,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     ws.sock.init_app(app)
+    app.config["SOCK_SERVER_OPTIONS"] = ws.SERVER_OPTIONS
+    app.before_request(ws.decline_deflate)
