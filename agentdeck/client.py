@@ -244,6 +244,13 @@ class Client:
                 body[key] = value
         return dict(self.request("POST", "/api/jobs", json_body=body))
 
+    def submit_many(self, submissions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Submit many jobs in one request (`POST /api/jobs/bulk`): for each submission
+        (`{"agent", "input", "queue"?, ...}`), in order, `{"status", "id", "state",
+        "created"}` or `{"status", "error"}`. A refused item raises nothing."""
+        body = {"jobs": [dict(sub) for sub in submissions]}
+        return list(self.request("POST", "/api/jobs/bulk", json_body=body)["results"])
+
     def get(self, job_id: str) -> Job:
         """One job: state (live), input, result or error, timestamps, worker, retries."""
         return dict(self.request("GET", f"/api/jobs/{_id(job_id)}"))

@@ -25,6 +25,7 @@ SUITES = [
     "streaming",
     "idle_memory",
     "worker_throughput",
+    "replicated_publish",
 ]
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN = "<!-- summary: begin (written by python -m bench) -->"

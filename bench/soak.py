@@ -107,6 +107,7 @@ class SoakResult:
 def run(opts: Options, log: Any = print) -> SoakResult:
     started = time.monotonic()
     platform = start_own_redis_platform()
+    saved = dict(os.environ)  # restored after: a test session goes on with its own platform
     os.environ.update(platform.exported)  # this process's requests carry the admin token
     assert platform.embedded_redis is not None
     ctl = RedisControl(platform.embedded_redis)
@@ -144,6 +145,8 @@ def run(opts: Options, log: Any = print) -> SoakResult:
         engine.dispose()
         ctl.resume()
         platform.close()
+        os.environ.clear()
+        os.environ.update(saved)
     result.seconds = round(time.monotonic() - started, 1)
     return result
 

@@ -2,6 +2,8 @@
 
     python -m bench.worker_throughput [--tasks 10000] [--rounds 3] [--concurrency 2]
 
+(`python -m bench` runs it through `figures`: 16 rounds of 3,000 tasks.)
+
 Each round fills the queue with N no-op tasks, starts a worker (bare, then
 with `import workers.monitoring`, alternating in the same run) and times
 the drain: from the first message taken to an empty queue with nothing
@@ -24,10 +26,13 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 import redis
+
+from bench.report import Figure
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "agentdeck-bench:"
@@ -114,7 +119,7 @@ def _drain(
             proc.kill()
 
 
-def main() -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--tasks", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=3)
@@ -127,13 +132,29 @@ def main() -> int:
         help="measure Celery's own task events (-E, what Flower needs) instead of"
         " Agentdeck, for comparison",
     )
-    args = ap.parse_args()
+    return ap
+
+
+@dataclass
+class Rounds:
+    rates: dict[str, list[float]]  # tasks/s per drain, "bare" and "agentdeck"
+    cpu: dict[str, list[float]]  # µs of CPU per task per drain
+
+    @property
+    def ratios(self) -> list[float]:
+        return [
+            ours / bare
+            for bare, ours in zip(self.rates["bare"], self.rates["agentdeck"], strict=True)
+        ]
+
+
+def run(args: argparse.Namespace) -> Rounds:
+    """Every round's pair of drains, printed as they go."""
     global MODE
     MODE = "celery-events" if args.celery_events else "1"
     os.environ["BENCH_PREFETCH"] = str(args.prefetch)
     r = redis.Redis.from_url(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
-    rates: dict[str, list[float]] = {"bare": [], "agentdeck": []}
-    cpu: dict[str, list[float]] = {"bare": [], "agentdeck": []}
+    rounds = Rounds({"bare": [], "agentdeck": []}, {"bare": [], "agentdeck": []})
     n = args.tasks
     measured = "Celery's own events (-E)" if args.celery_events else "import workers.monitoring"
     print(
@@ -149,16 +170,45 @@ def main() -> int:
                 _clean(r)
                 _fill(n, monitor)
                 wall, main_cpu, pool_cpu, redis_cpu = _drain(r, n, args, monitor)
-                rates[label].append(n / wall)
-                cpu[label].append((main_cpu + pool_cpu + redis_cpu) / n * 1e6)
+                rounds.rates[label].append(n / wall)
+                rounds.cpu[label].append((main_cpu + pool_cpu + redis_cpu) / n * 1e6)
                 print(
                     f"round {i + 1} {label:>9}: {n / wall:7.0f} tasks/s, CPU per task: "
                     f"worker main {main_cpu / n * 1e6:5.0f} us + pool {pool_cpu / n * 1e6:4.0f} us"
-                    f" + Redis {redis_cpu / n * 1e6:4.0f} us"
+                    f" + Redis {redis_cpu / n * 1e6:4.0f} us",
+                    flush=True,
                 )
     finally:
         _clean(r)
-    pairs = [ours / bare for bare, ours in zip(rates["bare"], rates["agentdeck"], strict=True)]
+    return rounds
+
+
+def figures(quick: bool) -> list[Figure]:
+    """The median of the rounds' throughput ratios (≥ 16 rounds; quick: 4 short ones)."""
+    rounds_n, tasks = (4, 500) if quick else (16, 3000)
+    args = _parser().parse_args(["--rounds", str(rounds_n), "--tasks", str(tasks)])
+    rounds = run(args)
+    ratio = statistics.median(rounds.ratios)
+    bare = statistics.median(rounds.rates["bare"])
+    ours = statistics.median(rounds.rates["agentdeck"])
+    return [
+        Figure(
+            f"worker throughput, no-op tasks: median ratio of {rounds_n} rounds",
+            ratio,
+            "×",
+            1.0,
+            f"bare Celery, {bare:.0f} tasks/s (Agentdeck {ours:.0f})",
+            "≥ 0.95",
+            ratio >= 0.95,
+        )
+    ]
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    rounds = run(args)
+    rates, cpu = rounds.rates, rounds.cpu
+    pairs = rounds.ratios
     ratio = statistics.median(pairs)
     bare, ours = statistics.median(rates["bare"]), statistics.median(rates["agentdeck"])
     cbare, cours = statistics.median(cpu["bare"]), statistics.median(cpu["agentdeck"])

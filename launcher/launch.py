@@ -21,6 +21,7 @@ from launcher.migrate import upgrade
 from launcher.net import http_ok, local_url, wait_until
 from launcher.options import Options
 from launcher.processes import ManagedProcess, ProcessExited
+from workers.redis_urls import redis_client
 from workers.settings import without_web_secrets
 
 log = logging.getLogger("agentdeck.launcher")
@@ -159,22 +160,28 @@ class Launcher:
 
     def start_redis(self) -> None:
         o = self.options
+        events_url = os.environ.get("AGENTDECK_EVENTS_URL")
+        if events_url:  # the event bus on a Redis of its own: the launcher only waits for it
+            self.wait_redis(events_url, "the event bus's Redis")
         if o.redis_url:
-            client = redis.Redis.from_url(o.redis_url, socket_connect_timeout=2, socket_timeout=2)
-            try:
-                if not wait_until(
-                    lambda: _pings(client),
-                    o.startup_timeout,
-                    interval=0.5,
-                    abort=lambda: self.stop_requested,
-                ):
-                    raise StartupError(f"Redis at {redact(o.redis_url)} does not answer")
-            finally:
-                client.close()
+            self.wait_redis(o.redis_url, "Redis")
             return
         self.embedded = EmbeddedRedis(o.redis_dir, port=o.redis_port or None)
         self.redis_url = self.embedded.start(timeout=min(o.startup_timeout, 30.0))
         log.info("embedded Valkey at %s (data in %s)", redact(self.redis_url), o.redis_dir)
+
+    def wait_redis(self, url: str, what: str) -> None:
+        client = redis_client(url, socket_connect_timeout=2, socket_timeout=2)
+        try:
+            if not wait_until(
+                lambda: _pings(client),
+                self.options.startup_timeout,
+                interval=0.5,
+                abort=lambda: self.stop_requested,
+            ):
+                raise StartupError(f"{what} at {redact(url)} does not answer")
+        finally:
+            client.close()
 
     def child_env(self) -> dict[str, str]:
         o = self.options
@@ -218,6 +225,8 @@ class Launcher:
             lines.append("Agentdeck is running (no web server)")
         where = f" (embedded Valkey, data in {o.redis_dir})" if self.embedded else ""
         lines.append(f"  redis:    {redact(self.redis_url)}{where}")
+        if os.environ.get("AGENTDECK_EVENTS_URL"):
+            lines.append(f"  events:   {redact(os.environ['AGENTDECK_EVENTS_URL'])}")
         lines.append(f"  database: {redact(o.database_url)}")
         if self.worker is not None:
             name = o.worker_name.replace("%h", socket.gethostname())

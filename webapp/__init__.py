@@ -34,7 +34,6 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     Refuses to build (`AgentModulesUnavailable`) when a module of agents in
     AGENTDECK_AGENT_MODULES does not import: a web server that accepted jobs no
     worker can run would only fail them later."""
-    import redis
     from flask import Flask
 
     from webapp.auth import init_auth
@@ -45,10 +44,12 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from webapp.lost_workers import LostWorkers
     from webapp.monitor import init_monitor
     from webapp.monitor.latency import DeliveryLatency
+    from webapp.pinger import Pinger
     from webapp.recorder import Recorder, WakeRecorder
     from webapp.services import Services
     from webapp.waits import Waker
     from workers.celery_app import app as celery_app  # also connects before_task_publish
+    from workers.events_redis import events_redis
     from workers.hooks import Hooks
     from workers.models import make_engine, make_sessionmaker
     from workers.runtime import AgentModuleError, load_agents
@@ -62,10 +63,10 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         raise AgentModulesUnavailable(f"agentdeck web: not starting: {exc}") from exc
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.config["SOCK_SERVER_OPTIONS"] = {"ping_interval": 25, "max_message_size": 1 << 20}
 
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30
+    # Agentdeck's keys and channels: the event bus's Redis, not necessarily the broker's.
+    client = events_redis(
+        settings, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30
     )
     engine = make_engine(settings.sql_url)
     sessions = make_sessionmaker(engine)
@@ -93,7 +94,8 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
         WakeRecorder(recorder), DeliveryLatency(monitor.latency), LostWorkers(svc), Waker(svc)
     )
     # Every background thread of the app.
-    svc.loops.add(hub, hub.latest, recorder, svc.janitor, monitor, SocketWarden(hub, svc.accounts))
+    wardens = (SocketWarden(hub, svc.accounts), Pinger(hub))
+    svc.loops.add(hub, hub.latest, recorder, svc.janitor, monitor, *wardens)
     if background:
         svc.loops.start()
     return app
@@ -118,3 +120,5 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api.bp)
     app.register_blueprint(views.bp)
     ws.sock.init_app(app)
+    app.config["SOCK_SERVER_OPTIONS"] = ws.SERVER_OPTIONS
+    app.before_request(ws.decline_deflate)

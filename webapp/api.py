@@ -40,6 +40,52 @@ def submit_job() -> Any:
     return jsonify(body), 202 if created else 200
 
 
+@bp.post("/jobs/bulk")
+@require(Role.OPERATOR)
+def submit_jobs() -> Any:
+    """`{"jobs": [submission, ...]}`: each checked, stored and sent on its own, answered
+    in order with its job's id or its error (one refused item refuses no other)."""
+    svc = services()
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_request", "the body must be a JSON object")
+    items = body.get("jobs")
+    if not isinstance(items, list) or not items:
+        raise ApiError(422, "invalid_input", '"jobs" must be a non-empty list', field="jobs")
+    limit = svc.settings.max_bulk_jobs
+    if len(items) > limit:
+        raise ApiError(
+            413, "too_many_jobs", f"at most {limit} jobs in one request", field="jobs", limit=limit
+        )
+    owner = current_principal()
+    results: list[dict[str, Any]] = []
+    queues: dict[str | None, None] = {}
+    for outcome in jobs.submit_many(svc, items, owner):
+        error = outcome if isinstance(outcome, ApiError) else outcome.error
+        if error is not None:
+            err = {"code": error.code, "message": error.message, **error.extra}
+            results.append({"status": error.status, "error": err})
+            continue
+        assert not isinstance(outcome, ApiError)
+        if outcome.existing is not None:  # its idempotency key's first job
+            job = outcome.existing
+            results.append({"status": 200, "id": job.id, "state": job.state, "created": False})
+            continue
+        row = outcome.row  # no ORM object per job: the answer needs three columns
+        queues[row["queue"]] = None
+        results.append({"status": 202, "id": row["id"], "state": row["state"], "created": True})
+    warnings = [w for queue in queues for w in queue_warnings(svc, queue)]
+    created = sum(1 for r in results if r.get("created"))
+    return jsonify(
+        {
+            "results": results,
+            "created": created,
+            "failed": sum(1 for r in results if "error" in r),
+            "warnings": warnings,
+        }
+    )
+
+
 @bp.get("/jobs")
 def list_jobs() -> Any:
     return jsonify(jobs.list_jobs(services(), request.args.to_dict(), current_principal()))

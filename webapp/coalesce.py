@@ -7,7 +7,7 @@ this module every job event it dispatches; those that change what a list
 shows (lifecycle events, `input.requested`, `progress`) wait here as they
 came. Every `TICK` seconds the ticker folds them into one entry per job, makes
 one frame for the clients who see every job and one per owner for the rest,
-and queues the same frame to each of its clients. So a client gets at most
+and hands the same bytes to each of its clients. So a client gets at most
 one frame a tick, and the fold and the encoding are done once a tick whatever
 the number of clients.
 
@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+from webapp import wsframes
 from webapp.auth.roles import Principal
 from webapp.loops import Loop
 from workers.events import LIFECYCLE_PREFIX, EventType
@@ -49,7 +50,7 @@ class Subscriber(Protocol):
     @property
     def principal(self) -> Principal | None: ...
 
-    def put(self, frame: str) -> bool: ...
+    def put_bytes(self, data: bytes) -> bool: ...
 
 
 def kept(type_: str) -> bool:
@@ -118,10 +119,12 @@ def fold_entries(raws: Iterable[tuple[int, str]]) -> dict[str, Entry]:
     return out
 
 
-def latest_frame(entries: list[Entry]) -> str:
-    return json.dumps(
+def latest_frame(entries: list[Entry]) -> bytes:
+    """The WebSocket frame (built once, the same bytes for every client)."""
+    text = json.dumps(
         {"type": "latest", "topic": JOBS_LATEST_TOPIC, "jobs": entries}, separators=(",", ":")
     )
+    return wsframes.text(text)
 
 
 class Coalescer(Loop):
@@ -159,7 +162,7 @@ class Coalescer(Loop):
         """One frame for those who see everything, one per owner for the rest."""
         if not entries:
             return
-        frames: dict[str | None, str | None] = {}
+        frames: dict[str | None, bytes | None] = {}
         owners: dict[str, str | None] | None = None
         for client in clients:
             who = client.principal
@@ -177,11 +180,11 @@ class Coalescer(Loop):
                 self.frames += frames[key] is not None
             frame = frames[key]
             if frame is not None:
-                client.put(frame)
+                client.put_bytes(frame)
 
     def reset(self) -> None:
         """Events may have been missed (the hub's subscription was lost): every client
         reloads over REST."""
-        frame = json.dumps({"type": "reset", "topic": JOBS_LATEST_TOPIC})
+        frame = wsframes.text(json.dumps({"type": "reset", "topic": JOBS_LATEST_TOPIC}))
         for client in self._subscribers():
-            client.put(frame)
+            client.put_bytes(frame)

@@ -90,6 +90,7 @@ def apply_event(job: Job, event: Event) -> None:
     elif t == EventType.JOB_CANCELLED:
         job.error = job.error or f"cancelled ({d.get('reason', 'revoked')})"
         job.finished_at = job.finished_at or event.ts
+        job.worker = job.worker or d.get("worker")  # revoked before any worker received it
     elif t == EventType.JOB_LOST:
         job.error = d.get("error") or "worker lost"
     job.state = event.state

@@ -11,6 +11,7 @@ subscription replays what it may have missed meanwhile.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import threading
@@ -21,7 +22,7 @@ from collections.abc import Callable
 import redis
 from sqlalchemy.orm import sessionmaker
 
-from webapp.clients import CLOSE_GOING_AWAY, Client
+from webapp.clients import CLOSE_GOING_AWAY, Client, events_bytes
 from webapp.coalesce import JOBS_LATEST_TOPIC, Coalescer
 from webapp.loops import Loop
 from webapp.owners import JobOwners
@@ -31,6 +32,7 @@ from webapp.subscription import JobSubscription
 from workers.envelope import read_head
 from workers.events import LIFECYCLE_PREFIX
 from workers.hooks import Hooks
+from workers.redis_urls import primary_moved
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.hub")
@@ -38,6 +40,27 @@ log = logging.getLogger("agentdeck.hub")
 JOBS_TOPIC = "jobs"
 WORKERS_TOPIC = "workers"
 JOB_TOPIC_PREFIX = "job:"
+PRIMARY_CHECK_EVERY = 1.0  # seconds between asking the Sentinels where the primary is
+# Seconds from a pub/sub message in to its frames written to every client that could
+# take them at once (one whose socket is full gets them from its own flusher later).
+FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class FanoutTimes:
+    """Histograms of the hub's fan-out per message: wall time, and the CPU time of it
+    (the wall time less what other processes took of the core meanwhile)."""
+
+    def __init__(self) -> None:
+        self.wall = [0] * (len(FANOUT_BUCKETS) + 1)  # the last one: +Inf
+        self.cpu = [0] * (len(FANOUT_BUCKETS) + 1)
+        self.wall_sum = 0.0
+        self.cpu_sum = 0.0
+
+    def observe(self, wall: float, cpu: float) -> None:
+        self.wall[bisect.bisect_left(FANOUT_BUCKETS, wall)] += 1
+        self.cpu[bisect.bisect_left(FANOUT_BUCKETS, cpu)] += 1
+        self.wall_sum += wall
+        self.cpu_sum += cpu
 
 
 class Hub(Loop):
@@ -62,9 +85,13 @@ class Hub(Loop):
         # `jobs:latest` (webapp/coalesce.py): its own loop, fed from _dispatch_one.
         self.by_topic[JOBS_LATEST_TOPIC] = set()
         self.latest = Coalescer(lambda: self.subscribers(JOBS_LATEST_TOPIC), self.owners.of)
+        # Of `jobs`' subscribers, those who see only their own jobs (the rest see all and
+        # share one frame). A socket's principal is set before it subscribes, for good.
+        self.jobs_restricted: set[Client] = set()
         self.connected = False
         self.instance_id = uuid.uuid4().hex  # names this web process in Redis leases
         self.delivered = 0  # job events handed to a client's subscription, live
+        self.fanout = FanoutTimes()
         self._subscribed_before = False
 
     # -- lifecycle ------------------------------------------------------------
@@ -88,11 +115,16 @@ class Hub(Loop):
                 self._drop_job_locked(client, topic[len(JOB_TOPIC_PREFIX) :])
             for subs in self.by_topic.values():
                 subs.discard(client)
+            self.jobs_restricted.discard(client)
 
     # -- subscriptions ----------------------------------------------------------
     def subscribe_topic(self, client: Client, topic: str) -> None:
+        who = client.principal
         with self.lock:
-            self.by_topic[topic].add(client)
+            if topic == JOBS_TOPIC and who is not None and not who.sees_all:
+                self.jobs_restricted.add(client)
+            else:
+                self.by_topic[topic].add(client)
         client.topics.add(topic)
         client.put(json.dumps({"type": "subscribed", "topic": topic}))
 
@@ -126,6 +158,8 @@ class Hub(Loop):
         else:
             with self.lock:
                 self.by_topic.get(topic, set()).discard(client)
+                if topic == JOBS_TOPIC:
+                    self.jobs_restricted.discard(client)
             client.topics.discard(topic)
 
     def _drop_job_locked(
@@ -192,13 +226,17 @@ class Hub(Loop):
                 self._replay_all()  # events published while we were away
                 self.latest.reset()
             self._subscribed_before = True
+            check_at = time.monotonic() + PRIMARY_CHECK_EVERY
             while not self.stopping:
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None:
                     self._dispatch(msg["channel"], msg["data"])
-                    # Under a flood the next message is already buffered: yield, or (with
-                    # gevent) no sender would write until the flood ends.
-                    time.sleep(0)
+                if time.monotonic() >= check_at:
+                    # Through Sentinel: a primary failed over while it runs on keeps this
+                    # subscription, deaf to what is published on the new one.
+                    check_at = time.monotonic() + PRIMARY_CHECK_EVERY
+                    if primary_moved(self.redis):
+                        raise redis.ConnectionError("the Redis primary moved (Sentinel)")
         finally:
             self.connected = False
             try:
@@ -216,19 +254,21 @@ class Hub(Loop):
                 self._spawn_replay(client, job, sub)
 
     def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
+        started, started_cpu = time.perf_counter(), time.thread_time()
         raw = data.decode() if isinstance(data, bytes) else data
         chan = channel.decode() if isinstance(channel, bytes) else channel
         if chan == self.keys.workers_channel:
             self._fanout(WORKERS_TOPIC, [raw])
-            return
-        # One message carries a publish call's envelopes, one per line.
-        lifecycle: list[tuple[str, str]] = []
-        for envelope in raw.split("\n"):
-            job = self._dispatch_one(envelope)
-            if job is not None:
-                lifecycle.append((job, envelope))
-        if lifecycle:
-            self._fanout_jobs(lifecycle)
+        else:
+            # One message carries a publish call's envelopes, one per line.
+            lifecycle: list[tuple[str, str]] = []
+            for envelope in raw.split("\n"):
+                job = self._dispatch_one(envelope)
+                if job is not None:
+                    lifecycle.append((job, envelope))
+            if lifecycle:
+                self._fanout_jobs(lifecycle)
+        self.fanout.observe(time.perf_counter() - started, time.thread_time() - started_cpu)
 
     def _dispatch_one(self, raw: str) -> str | None:
         """Deliver one envelope to its job's subscribers; its job for a lifecycle event."""
@@ -237,14 +277,17 @@ class Hub(Loop):
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed envelope: %.200s", raw)
             return None
-        topic = JOB_TOPIC_PREFIX + job
-        with self.lock:
-            clients = list(self.by_job.get(job, ()))
-        for client in clients:
-            sub = client.subs.get(topic)
-            if sub is not None and sub.offer_live(seq, raw):
-                self._spawn_replay(client, job, sub)  # a gap: fill it from the log
-        self.delivered += len(clients)
+        clients = self.by_job.get(job)
+        if clients:
+            topic = JOB_TOPIC_PREFIX + job
+            frame = events_bytes(topic, [raw])  # the same bytes for every subscriber
+            with self.lock:
+                subscribed = list(clients)
+            for client in subscribed:
+                sub = client.subs.get(topic)
+                if sub is not None and sub.offer_live(seq, raw, frame):
+                    self._spawn_replay(client, job, sub)  # a gap: fill it from the log
+            self.delivered += len(subscribed)
         self.latest.offer(seq, type_, raw)
         self.hooks.on_envelope(raw, job)
         return job if type_.startswith(LIFECYCLE_PREFIX) else None
@@ -252,22 +295,22 @@ class Hub(Loop):
     def _fanout_jobs(self, events: list[tuple[str, str]]) -> None:
         """The `jobs` topic: everything to those who see all, their own jobs to the rest."""
         with self.lock:
-            clients = list(self.by_topic[JOBS_TOPIC])
+            everyone = list(self.by_topic[JOBS_TOPIC])
+            restricted = list(self.jobs_restricted)
         everything = [raw for _, raw in events]
-        restricted = any(c.principal is not None and not c.principal.sees_all for c in clients)
-        by_owner: dict[str | None, list[str]] = {}
+        if everyone:
+            frame = events_bytes(JOBS_TOPIC, everything)  # once, for all who see all
+            for client in everyone:
+                client.put_events(JOBS_TOPIC, everything, frame)
         if restricted:  # split once per message, not once per client
+            by_owner: dict[str | None, list[str]] = {}
             owners = self.owners.of(job for job, _ in events)
             for job, raw in events:
                 by_owner.setdefault(owners.get(job), []).append(raw)
-        for client in clients:
-            who = client.principal
-            if who is None:
-                continue
-            if who.sees_all:
-                client.put_events(JOBS_TOPIC, everything)
-            elif mine := by_owner.get(who.user_id):
-                client.put_events(JOBS_TOPIC, mine)
+            for client in restricted:
+                who = client.principal
+                if who is not None and (mine := by_owner.get(who.user_id)):
+                    client.put_events(JOBS_TOPIC, mine)
 
     def close_where(self, should_close: Callable[[Client], bool], code: int, reason: str) -> int:
         """Close every client for which `should_close` is true; how many were."""
@@ -284,5 +327,7 @@ class Hub(Loop):
     def _fanout(self, topic: str, raws: list[str]) -> None:
         with self.lock:
             clients = list(self.by_topic[topic])
-        for client in clients:
-            client.put_events(topic, raws)
+        if clients:
+            frame = events_bytes(topic, raws)
+            for client in clients:
+                client.put_events(topic, raws, frame)

@@ -33,6 +33,7 @@ log = logging.getLogger("agentdeck.janitor")
 STUCK_AFTER = 30.0  # seconds without news before the backend is asked
 SCAN_EVERY = 10.0
 TICK = 1.0
+OUTAGE_AFTER = 3 * TICK  # a gap between ticks this long: the janitor could not reach Redis
 BATCH = 200
 
 
@@ -46,9 +47,18 @@ class Janitor(Loop):
         self.hooks = hooks or Hooks()
         self.reconciled = 0  # jobs this process ended from the result backend
         self._next_scan = time.monotonic() + SCAN_EVERY
+        self._last_tick = 0.0
+        # When this janitor's ticks went through again after Redis was out of its reach
+        # (restarted, failed over): workers' silence before then proves nothing.
+        self.back_at = 0.0
 
     def tick(self) -> float | None:
-        if not self._lease():
+        held = self._lease()  # raises while Redis is out of reach
+        now = time.monotonic()
+        if self._last_tick and now - self._last_tick > OUTAGE_AFTER:
+            self.back_at = now
+        self._last_tick = now
+        if not held:
             return None
         self.hooks.every_tick()
         if time.monotonic() >= self._next_scan:

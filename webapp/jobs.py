@@ -13,23 +13,21 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from sqlalchemy import delete, func, or_, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, or_, select
 
 from webapp import waits
 from webapp.auth.roles import Principal
-from webapp.broker_pool import send_task
 from webapp.errors import ApiError
 from webapp.history import apply_event
 from webapp.monitor.broadcasts import revoke_task
 from webapp.params import MAX_INT, int_arg
 from webapp.queues import check_queue
 from webapp.services import Services
+from webapp.submitter import Pending
 from workers.durable import store
 from workers.envelope import EnvelopeError, decode
-from workers.events import FINAL_STATES, EventType, JobState
+from workers.events import FINAL_STATES, JobState
 from workers.models import Job
-from workers.publisher import get_publisher
 from workers.replay_log import head_of, read_logs
 from workers.runtime import RUN_AGENT_TASK, InputError, UnknownAgent, get_agent
 
@@ -115,15 +113,15 @@ class Submission:
         return cls(agent, raw_input, queue, priority, key)
 
 
-def submit(
+def prepare(
     svc: Services,
     sub: Submission,
     owner: Principal,
     retry_of: str | None = None,
     before_send: Callable[[str], None] | None = None,
-) -> tuple[Job, bool]:
-    """Store and send a job owned by `owner`; returns (job, created). An idempotency key
-    the same owner used before returns the job it made, with created False."""
+) -> Pending:
+    """A submission checked (agent, input, queue) and made ready to store and send, or
+    the contract's error (404 unknown agent, 422 bad input or queue)."""
     try:
         spec = get_agent(sub.agent)
     except UnknownAgent:
@@ -134,7 +132,8 @@ def submit(
         raise ApiError(422, "invalid_input", str(exc), field=exc.field, errors=exc.errors) from None
     if sub.queue is not None:
         check_queue(svc, sub.queue)
-    job = Job(
+    row: dict[str, Any] = dict(_EMPTY_ROW)
+    row.update(
         id=str(uuid.uuid4()),
         name=RUN_AGENT_TASK,
         agent=sub.agent,
@@ -145,57 +144,57 @@ def submit(
         idempotency_key=sub.idempotency_key,
         retry_of=retry_of,
         owner_id=owner.user_id,
-        retries=0,
         created_at=time.time(),
-        last_seq=0,
     )
-    try:
-        with svc.sessions.begin() as s:
-            s.add(job)
-    except IntegrityError:
-        existing = _by_idempotency_key(svc, owner.user_id, sub.idempotency_key)
-        if existing is None:
-            raise
-        return existing, False
-    svc.hub.owners.note(job.id, job.owner_id)
-    if before_send is not None:
-        before_send(job.id)
     soft, hard = spec.time_limits(svc.settings.run_time_limit)
-    options: dict[str, Any] = {"task_id": job.id, "soft_time_limit": soft, "time_limit": hard}
+    options: dict[str, Any] = {"soft_time_limit": soft, "time_limit": hard}
     if sub.queue:
         options["queue"] = sub.queue
     if sub.priority is not None:
         options["priority"] = sub.priority
-    try:
-        send_task(svc.celery, RUN_AGENT_TASK, args=[sub.agent, values], **options)
-    except Exception as exc:
-        _not_sent(svc, job.id, exc)
-        if isinstance(exc, ApiError):
-            raise
-        raise ApiError(503, "broker_unavailable", f"the job could not be sent: {exc}") from None
-    return job, True
+    return Pending(row, RUN_AGENT_TASK, [sub.agent, values], options, before_send)
 
 
-def _not_sent(svc: Services, job_id: str, exc: BaseException) -> None:
-    """Undo a submission whose task never reached the broker, so no row waits forever:
-    the row goes if nothing was said about the job yet, else the job fails."""
-    try:
-        said, _ = head_of(svc.redis, svc.settings.keys, job_id)
-    except redis.RedisError:
-        said = 0  # Redis away: job.queued cannot have been stored either
-    if said == 0:
-        with svc.sessions.begin() as s:
-            s.execute(delete(Job).where(Job.id == job_id))
-        return
-    error = f"not sent to the broker: {type(exc).__name__}: {exc}"
-    get_publisher().emit(job_id, EventType.JOB_FAILED, {"error": error, "traceback": ""}, wait=True)
+# Every column a new job's row sets, so that all rows of a batch have the same keys.
+_EMPTY_ROW: dict[str, Any] = {
+    **{c: None for c in ("args", "kwargs", "result", "error", "traceback", "worker")},
+    **{c: None for c in ("parent_id", "root_id", "received_at", "started_at")},
+    **{c: None for c in ("finished_at", "updated_at")},
+    "retries": 0,
+    "last_seq": 0,
+    "run_no": 0,
+}
 
 
-def _by_idempotency_key(svc: Services, owner_id: str, key: str | None) -> Job | None:
-    if key is None:
-        return None
-    with svc.sessions() as s:
-        return s.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
+def submit(
+    svc: Services,
+    sub: Submission,
+    owner: Principal,
+    retry_of: str | None = None,
+    before_send: Callable[[str], None] | None = None,
+) -> tuple[Job, bool]:
+    """Store and send a job owned by `owner`; returns (job, created). An idempotency key
+    the same owner used before returns the job it made, with created False."""
+    item = prepare(svc, sub, owner, retry_of, before_send)
+    svc.submitter.submit([item])
+    if item.error is not None:
+        raise item.error
+    assert item.job is not None
+    return item.job, item.created
+
+
+def submit_many(svc: Services, bodies: list[Any], owner: Principal) -> list[Pending | ApiError]:
+    """Each submission in `bodies` checked, and those that pass stored and sent together:
+    for each, in order, what became of it (`Pending.job` or `.error`) or why it was
+    refused."""
+    out: list[Pending | ApiError] = []
+    for body in bodies:
+        try:
+            out.append(prepare(svc, Submission.parse(body), owner))
+        except ApiError as exc:
+            out.append(exc)
+    svc.submitter.submit([item for item in out if isinstance(item, Pending)])
+    return out
 
 
 def get_job(svc: Services, job_id: str, viewer: Principal) -> Job:

@@ -23,6 +23,7 @@ from workers.events import EventType, JobState
 from workers.hooks import Hook
 from workers.models import Job
 from workers.publisher import get_publisher
+from workers.redis_urls import is_redis
 from workers.runtime import REGISTRY
 
 log = logging.getLogger("agentdeck.lost")
@@ -44,6 +45,12 @@ class LostWorkers(Hook):
         self.svc = svc
 
     def every_tick(self) -> None:
+        # Just back from an outage of its own (Redis restarted or failed over): the
+        # workers' beats stopped too and resume within their interval; wait that long.
+        janitor = self.svc.janitor
+        back_for = time.monotonic() - (janitor.back_at if janitor is not None else 0.0)
+        if back_for < self.svc.settings.worker_expiry_seconds:
+            return
         check_lost_workers(self.svc)
 
     def every_scan(self) -> None:
@@ -107,6 +114,10 @@ def handle_lost_worker(svc: Services, host: str) -> int:
     for job_id, _, last_seq, state in jobs:  # seq goes on from SQL if Redis lost it
         get_publisher().remember(job_id, last_seq, state)
     log.warning("worker %s is gone; %d unfinished job(s)", host, len(wanted))
+    if not is_redis(str(svc.celery.conf.broker_url or "")):
+        for job_id, agent in wanted.items():
+            _say_lost(svc, job_id, agent, host)
+        return len(wanted)
     with svc.celery.connection_for_write() as conn:
         channel: Any = conn.default_channel
         tags = _unacked_tags(svc, channel, set(wanted))
@@ -116,9 +127,12 @@ def handle_lost_worker(svc: Services, host: str) -> int:
 
 
 def _unacked_tags(svc: Services, channel: Any, job_ids: set[str]) -> dict[str, str]:
-    """delivery tag of each wanted job's message in the broker's unacked hash."""
+    """delivery tag of each wanted job's message in the broker's unacked hash (on the
+    broker's Redis, which need not be the event bus's: the channel's own client)."""
     found: dict[str, str] = {}
-    for tag, raw in svc.redis.hscan_iter(channel.unacked_key):
+    with channel.conn_or_acquire() as broker:
+        unacked = list(broker.hscan_iter(channel.unacked_key))
+    for tag, raw in unacked:
         try:
             message = json.loads(raw)[0]
             task_id = message["headers"]["id"]
@@ -127,6 +141,30 @@ def _unacked_tags(svc: Services, channel: Any, job_ids: set[str]) -> dict[str, s
         if task_id in job_ids:
             found[task_id] = tag.decode()
     return found
+
+
+def _say_lost(svc: Services, job_id: str, agent: str | None, host: str) -> None:
+    """`job.lost` of a job whose message the broker (RabbitMQ) requeued by itself."""
+    spec = REGISTRY.get(agent) if agent else None
+    policy = spec.on_lost if spec else "requeue"
+    cap = spec.max_redeliveries if spec else DEFAULT_CAP
+    keys = svc.settings.keys
+    restores = int(svc.redis.incr(keys.restores(job_id)))
+    svc.redis.expire(keys.restores(job_id), svc.settings.replay_ttl_seconds)
+    requeue = policy == "requeue" and restores <= cap
+    get_publisher().emit(
+        job_id,
+        EventType.JOB_LOST,
+        {
+            "error": f"WorkerLostError: worker {host} stopped heartbeating",
+            "worker": host,
+            "requeued": requeue,
+            "runs": restores,
+        },
+        state=JobState.PENDING.value,  # the broker has the message: it runs again, or fails
+        wait=True,
+    )
+    svc.redis.set(keys.lost_reported(job_id), "1", ex=svc.settings.replay_ttl_seconds)
 
 
 def _settle(
@@ -153,10 +191,11 @@ def _settle(
         channel.qos.restore_by_tag(tag, leftmost=True)
         return
     if tag is not None:  # never to run again
-        pipe = svc.redis.pipeline()
-        pipe.hdel(channel.unacked_key, tag)
-        pipe.zrem(channel.unacked_index_key, tag)
-        pipe.execute()
+        with channel.conn_or_acquire() as broker:
+            pipe = broker.pipeline()
+            pipe.hdel(channel.unacked_key, tag)
+            pipe.zrem(channel.unacked_index_key, tag)
+            pipe.execute()
     why = (
         "the message was gone"
         if tag is None

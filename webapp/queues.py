@@ -22,6 +22,7 @@ from webapp.services import Services
 
 log = logging.getLogger("agentdeck.queues")
 
+RECHECK_AFTER = 0.25  # s: a "no" from a listing of the workers older than this is checked again
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # Keys kombu's Redis transport and Celery's Redis result backend use themselves.
 RESERVED_PREFIXES = ("unacked", "_kombu", "celery-task-meta-", "celery-taskset-meta-")
@@ -36,19 +37,24 @@ def well_formed(svc: Services, name: str) -> bool:
     )
 
 
-def allowed_queues(svc: Services) -> list[str]:
+def allowed_queues(svc: Services, max_age: float = 0.0) -> list[str]:
+    """The queues jobs may go to; the workers' as listed at most `max_age` s ago."""
     if svc.settings.queues:
         names = set(svc.settings.queues)
     else:
         names = {str(svc.celery.conf.task_default_queue)}
-        for worker in list_workers(svc):
+        workers = svc.workers_seen.get(max_age) if max_age > 0 else list_workers(svc)
+        for worker in workers:
             names.update(str(q) for q in worker["info"].get("queues") or [])
     return sorted(n for n in names if well_formed(svc, n))
 
 
 def check_queue(svc: Services, name: object, field: str = "queue") -> str:
-    """`name` if jobs may be sent to it, else a 422 naming `field` and the allowed queues."""
-    allowed = allowed_queues(svc)
+    """`name` if jobs may be sent to it, else a 422 naming `field` and the allowed queues.
+    A recent listing of the workers says yes; a no is checked against a fresh one."""
+    if isinstance(name, str) and name in allowed_queues(svc, svc.workers_seen.max_age):
+        return name
+    allowed = allowed_queues(svc, RECHECK_AFTER)
     if isinstance(name, str) and name in allowed:
         return name
     listed = ", ".join(allowed) or "(none)"
@@ -79,11 +85,12 @@ def queue_warnings(svc: Services, queue: str | None) -> list[dict[str, Any]]:
     until one does). Empty when Redis cannot say (the job was sent anyway)."""
     name = queue or str(svc.celery.conf.task_default_queue)
     try:
-        workers = list_workers(svc)
+        if _consumed(svc.workers_seen.get(), name):
+            return []
+        if _consumed(svc.workers_seen.get(RECHECK_AFTER), name):  # a no: look again
+            return []
     except redis.RedisError as exc:
         log.info("no queue warning for %s: %s", name, exc)
-        return []
-    if any(w["online"] and name in (w["info"].get("queues") or []) for w in workers):
         return []
     return [
         {
@@ -93,3 +100,7 @@ def queue_warnings(svc: Services, queue: str | None) -> list[dict[str, Any]]:
             "until a worker that consumes it starts",
         }
     ]
+
+
+def _consumed(workers: list[dict[str, Any]], name: str) -> bool:
+    return any(w["online"] and name in (w["info"].get("queues") or []) for w in workers)

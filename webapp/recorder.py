@@ -17,6 +17,7 @@ import time
 from dataclasses import replace
 
 import redis
+from sqlalchemy import select
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
@@ -27,10 +28,10 @@ from webapp.loops import Loop
 from webapp.services import text
 from webapp.strict_json import may_need_scrub, scrub
 from workers import lua
-from workers.envelope import EnvelopeError, decode
+from workers.envelope import EnvelopeError, Event, decode
 from workers.hooks import Hook
 from workers.models import Job
-from workers.replay_log import read_log
+from workers.replay_log import read_log, read_logs
 from workers.settings import Settings
 
 log = logging.getLogger("agentdeck.recorder")
@@ -65,6 +66,11 @@ class Recorder(Loop):
         pipe.hkeys(self.keys.quarantine)
         entries, quarantined = pipe.execute()
         held = set(quarantined)
+        # Together while no job of the pass failed before (those go alone, to be told
+        # from the others and quarantined if they keep failing).
+        alone = {member for member, _ in entries} & (held | self._failures.keys())
+        if entries and not alone and self._record_together(entries):
+            return len(entries)
         for member, score in entries:
             try:
                 self.record_job(text(member))
@@ -113,6 +119,46 @@ class Recorder(Loop):
             return False
         return True
 
+    def _record_together(self, entries: list[tuple[bytes, float]]) -> bool:
+        """Record every dirty job in one transaction, one read of their logs and one
+        clearing round trip (a busy web process records hundreds of jobs a second).
+        False when that failed: the caller records them one by one, where one bad job
+        is told from the others (and quarantined)."""
+        events: list[Event] = []
+        try:
+            ids = [text(member) for member, _ in entries]
+            with self.sessions.begin() as s:
+                query = select(Job).where(Job.id.in_(ids))
+                if s.get_bind().dialect.name == "postgresql":
+                    query = query.with_for_update()
+                rows = {job.id: job for job in s.scalars(query)}
+                logs = read_logs(
+                    self.redis, self.keys, [(i, rows[i].last_seq if i in rows else 0) for i in ids]
+                )
+                for job_id, (_, raws) in zip(ids, logs, strict=True):
+                    decoded = [_decoded(job_id, raw) for raw in raws]
+                    got = [event for event in decoded if event is not None]
+                    if not got:
+                        continue
+                    job = rows.get(job_id)
+                    if job is None:
+                        job = new_job_row(got[0])
+                        s.add(job)
+                    for event in got:
+                        apply_event(job, event)
+                    events.extend(got)
+                if events:
+                    insert_events_ignoring_duplicates(s, events)
+            pipe = self.redis.pipeline(transaction=False)
+            for member, score in entries:
+                self._clear(keys=[self.keys.dirty], args=[member, int(score)], client=pipe)
+            pipe.execute()
+        except Exception as exc:
+            log.info("recording %d jobs together failed, one by one now: %r", len(entries), exc)
+            return False
+        self.recorded += len(events)
+        return True
+
     def record_job(self, job_id: str) -> int:
         for attempt in range(2):
             try:
@@ -127,16 +173,8 @@ class Recorder(Loop):
             job = s.get(Job, job_id, with_for_update=s.get_bind().dialect.name == "postgresql")
             last = job.last_seq if job is not None else 0
             _, raws = read_log(self.redis, self.keys, job_id, last)
-            events = []
-            for raw in raws:
-                try:
-                    event = decode(raw)
-                except EnvelopeError as exc:
-                    log.error("skipping a malformed event of %s: %s", job_id, exc)
-                    continue
-                if may_need_scrub(raw):  # lone surrogates, NUL: SQL cannot hold them
-                    event = replace(event, data=scrub(event.data))
-                events.append(event)
+            decoded = [_decoded(job_id, raw) for raw in raws]
+            events = [event for event in decoded if event is not None]
             if not events:
                 return 0
             if job is None:
@@ -147,6 +185,17 @@ class Recorder(Loop):
             insert_events_ignoring_duplicates(s, events)
         self.recorded += len(events)
         return len(events)
+
+
+def _decoded(job_id: str, raw: str) -> Event | None:
+    try:
+        event = decode(raw)
+    except EnvelopeError as exc:
+        log.error("skipping a malformed event of %s: %s", job_id, exc)
+        return None
+    if may_need_scrub(raw):  # lone surrogates, NUL: SQL cannot hold them
+        event = replace(event, data=scrub(event.data))
+    return event
 
 
 class WakeRecorder(Hook):

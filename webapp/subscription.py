@@ -27,7 +27,7 @@ class Sink(Protocol):
 
     def put(self, frame: str) -> bool: ...
 
-    def put_events(self, topic: str, raws: list[str]) -> bool: ...
+    def put_events(self, topic: str, raws: list[str], frame: bytes | None = None) -> bool: ...
 
 
 class JobSubscription:
@@ -52,8 +52,9 @@ class JobSubscription:
         return self._closed
 
     # -- transitions --------------------------------------------------------------
-    def offer_live(self, seq: int, raw: str) -> bool:
-        """A live event; True if it shows a gap (start a replay)."""
+    def offer_live(self, seq: int, raw: str, frame: bytes | None = None) -> bool:
+        """A live event (`frame`: its frame on this topic, built once for every client);
+        True if it shows a gap (start a replay)."""
         with self._lock:
             if self._closed:
                 return False
@@ -64,7 +65,7 @@ class JobSubscription:
                 return False  # already sent
             if seq == self._last + 1:
                 self._last = seq
-                self._sink.put_events(self.topic, [raw])
+                self._sink.put_events(self.topic, [raw], frame)
                 return False
             self._held = [(seq, raw)]  # a gap: hold it until a replay fills the gap
             return True

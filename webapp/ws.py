@@ -1,22 +1,27 @@
-"""`/ws`: parse client frames, hand subscriptions to the hub, send queued frames."""
+"""`/ws`: the handshake (flask-sock, permessage-deflate declined), then one greenlet per
+connection reads the client's frames (wsproto) and hands subscriptions to the hub.
+
+Frames go out through the `Client` (clients.py): written straight to the socket by
+whoever sends them, queued only while the socket is full.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
 import socket
-import threading
 from typing import Any
 
-from flask import g
+from flask import g, request
 from flask_sock import Sock
-from simple_websocket import ConnectionClosed
+from wsproto.connection import Connection
+from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
+from wsproto.utilities import RemoteProtocolError
 
-from webapp import strict_json
+from webapp import strict_json, wsframes
 from webapp.auth.store import AccountStore
-from webapp.clients import CLOSE_UNAUTHORIZED, Client
+from webapp.clients import CLOSE_NORMAL, CLOSE_UNAUTHORIZED, Client
 from webapp.coalesce import JOBS_LATEST_TOPIC
 from webapp.errors import ApiError
 from webapp.hub import JOB_TOPIC_PREFIX, JOBS_TOPIC, WORKERS_TOPIC, Hub
@@ -29,6 +34,9 @@ sock = Sock()
 MAX_FRAME_CHARS = 16_384
 MAX_SUBSCRIPTIONS = 1_000
 ABORT_AFTER = 10.0  # seconds a closing sender may stay blocked on an unread socket
+MAX_MESSAGE_BYTES = 1 << 20  # a client's message, over its frames
+RECEIVE_BYTES = 4096
+CLOSE_TOO_BIG = 1009
 JOB_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
@@ -74,7 +82,7 @@ def _topic(frame: dict[str, Any]) -> str:
 
 
 def handle_frame(hub: Hub, client: Client, text: Any) -> None:
-    if client.closing is not None:
+    if client.closed:
         return  # being closed: the rest is not read
     frame = parse_frame(text)
     op = frame["op"]
@@ -135,69 +143,97 @@ def accounts() -> AccountStore:
     return store
 
 
-def _send_loop(ws: Any, client: Client) -> None:
-    try:
-        while not client.closed:
-            for frame in client.take(timeout=1.0):
-                ws.send(frame)
-            if client.closing is not None:
-                client.close(*client.closing)
-        ws.close(reason=client.close_code or 1000, message=client.close_reason)
-    except (ConnectionClosed, OSError):
-        pass  # the client went away
-    except Exception:
-        log.exception("websocket sender failed")
-    finally:
-        client.close(1000)
+class _NoReader:
+    """simple-websocket starts a reader thread per connection; here the connection's own
+    greenlet reads (`_read_loop`), so that thread is never started."""
+
+    name = "unused"
+
+    def __init__(self, target: Any = None) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
 
 
-class _SendAll:
-    """simple-websocket writes frames with `socket.send`, which may write only part of
-    a large frame; this makes every write whole."""
+SERVER_OPTIONS = {"thread_class": _NoReader, "ping_interval": None}
 
-    def __init__(self, sock: Any) -> None:
-        self._sock = sock
 
-    def send(self, data: bytes) -> int:
-        self._sock.sendall(data)
-        return len(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+def decline_deflate() -> None:
+    """Before the handshake: permessage-deflate is declined (browsers always offer it).
+    Compressed per client it costs a zlib context per socket and a compression per frame
+    and client; uncompressed, one frame's bytes serve every client (docs/api.md)."""
+    if request.path == "/ws":
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
 
 
 @sock.route("/ws")
 def websocket(ws: Any) -> None:
-    ws.sock = _SendAll(ws.sock)
     svc = services()
     hub = svc.hub
     # Authenticated at the handshake (cookie or bearer header), or later by the auth op.
-    client = Client(svc.settings.client_queue_bytes, g.get("principal"))
+    client = Client(svc.settings.client_queue_bytes, g.get("principal"), ws.sock)
     hub.register(client)
-    sender = threading.Thread(target=_send_loop, args=(ws, client), daemon=True)
-    sender.start()
+    conn = ws.ws.connection  # the frame protocol; the handshake's HTTP parser can go
+    ws.ws = None
     try:
-        while not client.closed:
-            text = ws.receive(timeout=1.0)
-            if text is None:
-                continue
-            try:
-                handle_frame(hub, client, text)
-            except FrameError as exc:
-                client.put(_error(exc.code, exc.message))
-    except ConnectionClosed:
-        pass
+        _read_loop(ws.sock, conn, hub, client)
     finally:
         hub.unregister(client)
-        client.close(1000)
-        sender.join(timeout=ABORT_AFTER)
-        if sender.is_alive():
+        client.close(CLOSE_NORMAL)
+        if not client.finish(ABORT_AFTER):
             # Still stuck writing to a peer that does not read: cut the socket
             # (the 4001 close frame already waits behind the unread data).
-            _abort(ws)
-            sender.join(timeout=5)
+            client.abort()
+            client.finish(5)
+        ws.connected = False  # closed here: flask-sock sends nothing more
 
 
-def _abort(ws: Any) -> None:
-    with contextlib.suppress(OSError):
-        ws.sock.shutdown(socket.SHUT_RDWR)
+def _read_loop(sock_: socket.socket, conn: Connection, hub: Hub, client: Client) -> None:
+    """Read the client's frames until it closes, goes away or is closed."""
+    parts: list[str | bytes] = []
+    size = 0
+    while not client.closed:
+        try:
+            data = sock_.recv(RECEIVE_BYTES)
+        except OSError:
+            return
+        if not data:
+            return  # the peer went away, or `client.close` shut our reading side
+        try:
+            conn.receive_data(data)
+            for event in conn.events():
+                if isinstance(event, TextMessage | BytesMessage):
+                    data_ = event.data
+                    parts.append(data_ if isinstance(data_, str) else bytes(data_))
+                    size += len(event.data)
+                    if size > MAX_MESSAGE_BYTES:
+                        client.close(CLOSE_TOO_BIG, "message too big")
+                        return
+                    if not event.message_finished:
+                        continue
+                    text = _joined(parts)
+                    parts, size = [], 0
+                    try:
+                        handle_frame(hub, client, text)
+                    except FrameError as exc:
+                        client.put(_error(exc.code, exc.message))
+                elif isinstance(event, Ping):
+                    client.put_bytes(wsframes.pong(bytes(event.payload)))
+                elif isinstance(event, Pong):
+                    client.awaiting_pong = False
+                elif isinstance(event, CloseConnection):
+                    client.close(event.code if event.code != 1005 else CLOSE_NORMAL)
+                    return
+        except RemoteProtocolError as exc:
+            hint = exc.event_hint
+            client.close(hint.code if isinstance(hint, CloseConnection) else 1002, "bad frame")
+            return
+
+
+def _joined(parts: list[str | bytes]) -> str | bytes:
+    if len(parts) == 1:
+        return parts[0]
+    if isinstance(parts[0], str):
+        return "".join(str(p) for p in parts)
+    return b"".join(p if isinstance(p, bytes) else p.encode() for p in parts)

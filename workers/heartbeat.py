@@ -20,6 +20,7 @@ from celery.worker import state as worker_state
 
 from workers import lua
 from workers.publisher import get_publisher
+from workers.redis_urls import primary_moved
 from workers.settings import get_settings
 from workers.signals import announce_received
 from workers.worker_info import snapshot
@@ -58,6 +59,9 @@ class Heartbeat:
 
     def send(self, type_: str) -> None:
         try:
+            # Through Sentinel: a primary failed over while it runs on would take these
+            # beats until it is demoted, and the new one would think the worker gone.
+            primary_moved(self.redis)
             k = self.settings.keys
             self._script(
                 keys=[k.worker_beats, k.workers, k.workers_offline, k.workers_expired],

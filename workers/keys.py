@@ -130,7 +130,8 @@ class Keys:
 
     @property
     def dashboard_totals(self) -> str:
-        """String: the worker counters the last dashboard sample was taken from."""
+        """String: the worker counters the last dashboard sample was taken from, and what
+        the samples of the last window counted (JSON)."""
         return f"{self.prefix}dash:totals"
 
     def dashboard_lock(self, slot: int) -> str:

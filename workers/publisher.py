@@ -31,9 +31,11 @@ import redis
 from workers import lua
 from workers.envelope import write
 from workers.events import LIFECYCLE_PREFIX, STATE_AFTER, EventType, now
+from workers.events_redis import events_redis
 from workers.hooks import HOOKS, Hooks
 from workers.lua import RS, SEP
 from workers.publish_script import ScriptConnection
+from workers.redis_urls import is_sentinel
 from workers.settings import Settings, get_settings
 
 log = logging.getLogger("agentdeck.publisher")
@@ -104,10 +106,11 @@ class Publisher:
         self.settings = settings
         self.hooks = HOOKS if hooks is None else hooks  # before_publish_batch, per batch
         self.keys = settings.keys
-        self.redis = client or redis.Redis.from_url(
-            settings.redis_url, socket_timeout=5, socket_connect_timeout=2
-        )
-        self._script = ScriptConnection(self.redis, lua.PUBLISH)
+        self.redis = client or events_redis(settings, socket_timeout=5, socket_connect_timeout=2)
+        # Through Sentinel, a batch is done once a replica holds it too (a failover
+        # promotes a replica): see workers/publish_script.py.
+        replicas = 1 if is_sentinel(settings.events_url) else 0
+        self._script = ScriptConnection(self.redis, lua.PUBLISH, replicas)
         # Producers append without a lock (deque appends are atomic) and wake the
         # thread only when it sleeps on an empty buffer: under load it wakes by
         # itself every linger, and a task's events cost its thread no lock and no

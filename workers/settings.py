@@ -50,7 +50,8 @@ def _names(env: dict[str, str], name: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = "redis://127.0.0.1:6379/0"  # Celery's broker and result backend
+    events_url: str = ""  # the event bus (every key of workers.keys); "": redis_url
     database_url: str = ""
     data_dir: Path = Path(".agentdeck")
     host: str = "127.0.0.1"
@@ -65,6 +66,7 @@ class Settings:
     publish_buffer_max: int = 100_000
     publish_linger_ms: float = 200.0
     max_body_bytes: int = 1_048_576
+    max_bulk_jobs: int = 1000  # submissions in one POST /api/jobs/bulk
     client_queue_bytes: int = 4 * 1_048_576
     heartbeat_seconds: float = 2.0
     worker_expiry_seconds: float = 5.0
@@ -77,6 +79,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", Keys(self.key_prefix))
+        if not self.events_url:
+            object.__setattr__(self, "events_url", self.redis_url)
         if not 0 < self.run_time_limit < float("inf"):
             raise SettingsError(
                 f"AGENTDECK_RUN_TIME_LIMIT must be a positive number, got {self.run_time_limit}"
@@ -91,6 +95,7 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         return cls(
             redis_url=env.get("REDIS_URL") or cls.redis_url,
+            events_url=env.get("AGENTDECK_EVENTS_URL", ""),
             database_url=env.get("DATABASE_URL", ""),
             data_dir=Path(env.get("AGENTDECK_DATA_DIR") or ".agentdeck"),
             host=env.get("AGENTDECK_HOST") or cls.host,
@@ -105,6 +110,7 @@ class Settings:
             publish_buffer_max=_int(env, "AGENTDECK_PUBLISH_BUFFER", cls.publish_buffer_max),
             publish_linger_ms=_float(env, "AGENTDECK_PUBLISH_LINGER_MS", cls.publish_linger_ms),
             max_body_bytes=_int(env, "AGENTDECK_MAX_BODY_BYTES", cls.max_body_bytes),
+            max_bulk_jobs=_int(env, "AGENTDECK_MAX_BULK_JOBS", cls.max_bulk_jobs),
             client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
             heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
             worker_expiry_seconds=_float(env, "AGENTDECK_WORKER_EXPIRY", cls.worker_expiry_seconds),

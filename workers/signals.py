@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from celery import signals
@@ -29,6 +30,14 @@ SAID_KEY = "agentdeck_received_said"  # job.received already said (by the heartb
 FOLD_RECEIVED = 0.05  # a plain task started this soon after receipt gets no job.received
 RECEIVED, STARTED = EventType.JOB_RECEIVED.value, EventType.JOB_STARTED.value
 SUCCEEDED_EVENT = EventType.JOB_SUCCEEDED.value
+
+
+# Set by a sender that publishes tasks in a batch (webapp/submitter.py): each job.queued
+# is emitted without waiting, and the sender flushes the publisher once, before the
+# batch reaches the broker.
+queued_flushed_by_sender: ContextVar[bool] = ContextVar(
+    "agentdeck_queued_flushed_by_sender", default=False
+)
 
 
 def _short(text: Any) -> str:
@@ -75,7 +84,8 @@ def on_before_task_publish(
         data["call"] = call  # the real args, so a failed task can be retried
     # Waiting keeps job.queued first: the worker cannot see the task before
     # the broker has it, and the broker gets it only after this returns.
-    get_publisher().emit(task_id, EventType.JOB_QUEUED, data, wait=True)
+    wait = not queued_flushed_by_sender.get()
+    get_publisher().emit(task_id, EventType.JOB_QUEUED, data, wait=wait)
 
 
 @signals.task_received.connect
@@ -210,9 +220,12 @@ def on_task_revoked(
 ) -> None:
     STATS.count_revoked(getattr(sender, "name", None) or getattr(request, "task", None) or "other")
     reason = "expired" if expired else ("terminated" if terminated else "revoked")
-    get_publisher().emit(
-        request.id, EventType.JOB_CANCELLED, {"reason": reason, "signal": _jsonable(signum)}
-    )
+    data: dict[str, Any] = {"reason": reason, "signal": _jsonable(signum)}
+    # A task revoked before any worker received it has no job.received: the worker
+    # that revoked it is its worker (Flower lists it under that worker too).
+    if hostname := getattr(request, "hostname", None):
+        data["worker"] = hostname
+    get_publisher().emit(request.id, EventType.JOB_CANCELLED, data)
 
 
 @signals.worker_shutdown.connect

@@ -53,11 +53,15 @@ def _check_redelivery(publisher: Publisher, job_id: str, run: int, on_lost: str,
         said = publisher.redis.getdel(publisher.keys.lost_reported(job_id))
     except redis.RedisError:
         said = None
-    if said is None:  # the pool child died (the worker lives on): nobody said it yet
+    if said is None:  # the pool child died, or RabbitMQ redelivered first: nobody said it yet
         publisher.emit(
             job_id,
             EventType.JOB_LOST,
-            {"error": "WorkerLostError: a previous run's worker process died", "runs": runs},
+            {
+                "error": "WorkerLostError: a previous run's worker process died",
+                "runs": runs,
+                "requeued": on_lost != "fail" and lost <= cap,
+            },
         )
     if on_lost == "fail":
         publisher.flush(timeout=2.0)

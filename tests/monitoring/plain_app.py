@@ -15,10 +15,11 @@ from celery import Celery
 
 import workers.monitoring  # noqa: F401  (the one line: docs/monitoring.md)
 
-BROKER = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKEND = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BROKER = os.environ.get("AGENTDECK_BROKER_URL") or BACKEND  # the broker Agentdeck's web uses
 QUEUE = "plain"
 
-app = Celery("plain_app", broker=BROKER, backend=BROKER)
+app = Celery("plain_app", broker=BROKER, backend=BACKEND)
 app.conf.update(
     task_default_queue=QUEUE,
     task_serializer="json",
@@ -53,7 +54,7 @@ def greet(name: str, user: int = 0) -> str:
 @app.task(name="plain.flaky")
 def flaky(key: str) -> str:
     """Fails the first time it runs for `key`, succeeds after."""
-    runs = redis.Redis.from_url(BROKER).incr(f"plain-flaky:{key}")
+    runs = redis.Redis.from_url(BACKEND).incr(f"plain-flaky:{key}")
     if runs == 1:
         raise RuntimeError(f"first run of {key} fails")
     return f"{key} ok on run {runs}"
@@ -62,7 +63,7 @@ def flaky(key: str) -> str:
 @app.task(name="plain.retry_once", bind=True)
 def retry_once(self: Any, key: str) -> str:
     """Asks to be retried (at once) the first time it runs for `key`, succeeds after."""
-    runs = redis.Redis.from_url(BROKER).incr(f"plain-retry:{key}")
+    runs = redis.Redis.from_url(BACKEND).incr(f"plain-retry:{key}")
     if runs == 1:
         raise self.retry(countdown=0)
     return f"{key} ok on run {runs}"

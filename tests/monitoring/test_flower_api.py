@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from tests.monitoring import plain_app
 from tests.monitoring.conftest import PlainWorker
 from tests.monitoring.helpers import Api, wait_final
@@ -40,6 +42,26 @@ def test_task_endpoints_answer_in_flowers_shape(api: Api, online_plain_worker: P
     assert {"name": "plain", "messages": 0} in queues["active_queues"]
 
     assert api.request("GET", "/api/task/info/no-such-task").status_code == 404
+
+
+def test_a_task_revoked_before_any_worker_received_it_is_listed_under_the_revoking_worker(
+    api: Api, online_plain_worker: PlainWorker
+) -> None:
+    host = online_plain_worker.hostname
+    # given a task id the worker has been told to revoke before it was sent
+    task_id = str(uuid.uuid4())
+    reply = plain_app.app.control.revoke(task_id, destination=[host], reply=True, timeout=5)
+    assert reply, "the worker did not confirm the revoke"
+
+    # when the task is sent to that worker's queue (Celery says no task_received for it)
+    plain_app.add.apply_async((1, 1), task_id=task_id, queue=online_plain_worker.queue)
+
+    # then it ends REVOKED with that worker as its worker, as Flower lists it
+    info = wait_final(api, task_id)
+    assert info["state"] == "REVOKED" and info["worker"] == host
+    assert info["received"] is None and info["started"] is None
+    listed = api.get("/api/tasks", params={"workername": host, "state": "REVOKED"})
+    assert task_id in listed and listed[task_id]["worker"] == host
 
 
 def test_apply_and_send_run_registered_tasks_only(

@@ -160,13 +160,20 @@ def test_our_flower_api_has_flowers_keys(
         path = f"/api/task/result/{task_id}"
         diffs += differences(f"{path} ({kind})", flower.get(path), api.get(path))
 
-    # (not by workername: a task revoked before a worker received it has no worker in
-    # our history, while Flower has the worker that announced the revocation)
     theirs = flower.get("/api/tasks")
     ours = api.get("/api/tasks", params={"limit": 100})
     for kind, task_id in ids.items():
         assert task_id in theirs and task_id in ours, kind
         diffs += differences(f"/api/tasks[{kind}]", theirs[task_id], ours[task_id])
+
+    # by worker too: the revoked task, which no worker received, is listed under the
+    # worker that revoked it, by both
+    theirs = flower.get("/api/tasks", workername=host)
+    ours = api.get("/api/tasks", params={"workername": host})
+    assert set(theirs) == set(ours) == set(ids.values())
+    for kind, task_id in ids.items():
+        assert theirs[task_id]["worker"] == ours[task_id]["worker"] == host, kind
+        diffs += differences(f"/api/tasks?workername[{kind}]", theirs[task_id], ours[task_id])
 
     theirs = flower.get("/api/task/types")
     ours = api.get("/api/task/types")

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from websocket import WebSocketException
+
 from tests.support import http
 from tests.support.ws import WsClient, is_final
 
@@ -117,3 +119,76 @@ class JobView:
 
     def seqs(self) -> list[int]:
         return sorted(self.events)
+
+
+@dataclass
+class Follower:
+    """One client following several jobs over one WebSocket, as the page and the CLI do:
+    when its connection drops it reconnects, to the next of `urls` (the web servers it may
+    use), and subscribes every unfinished job again from the highest seq it holds.
+
+    `received` counts every event delivered to it (duplicates included); its views count
+    gaps and duplicates; `lag` holds, per event, how long after its `ts` it arrived."""
+
+    urls: list[str]
+    views: dict[str, JobView] = field(default_factory=dict)
+    received: int = 0
+    reconnects: int = 0
+    lag: list[float] = field(default_factory=list)
+    _at: int = 0
+
+    @property
+    def url(self) -> str:
+        return self.urls[self._at]
+
+    def watch(self, jobs: list[str]) -> Follower:
+        self.views.update({j: JobView(self.url, j) for j in jobs if j not in self.views})
+        return self
+
+    def run(self, timeout: float = 60.0) -> Follower:
+        """Follow every job until each is complete and final, bounded by `timeout`."""
+        deadline = time.monotonic() + timeout
+        ws = self._connect()
+        try:
+            while not all(v.done for v in self.views.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"{self.url}: {self.summary()}")
+                try:
+                    frame = ws.recv(timeout=left)
+                except (WebSocketException, OSError):  # the server went away: fail over
+                    ws.close()
+                    self._at = min(self._at + 1, len(self.urls) - 1)
+                    self.reconnects += 1
+                    ws = self._connect()
+                    continue
+                if frame.get("type") == "events":
+                    now = time.time()
+                    self.received += len(frame["events"])
+                    self.lag.extend(now - float(e["ts"]) for e in frame["events"])
+                view = self.views.get(str(frame.get("topic", "")).removeprefix("job:"))
+                if view is not None:
+                    view.on_frame(frame, ws)
+        finally:
+            ws.close()
+        return self
+
+    def _connect(self) -> WsClient:
+        ws = WsClient(self.url)
+        for view in self.views.values():
+            view.base_url = self.url  # a `reset` reloads from the server it talks to
+            if not view.done:
+                view.subscribe(ws)
+        return ws
+
+    def summary(self) -> dict[str, int]:
+        views = self.views.values()
+        return {
+            "jobs": len(self.views),
+            "events": sum(len(v.events) for v in views),
+            "received": self.received,
+            "duplicates": sum(v.dups for v in views),
+            "gaps": sum(v.gaps for v in views),
+            "resets": sum(v.resets for v in views),
+            "reconnects": self.reconnects,
+        }

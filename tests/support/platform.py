@@ -85,8 +85,11 @@ def new_output_dir() -> Path:
     return path
 
 
-def start_platform(environ: Mapping[str, str] | None = None) -> Platform:
-    """Start (or claim) Redis and SQL, migrate, and return the platform. Close it after."""
+def start_platform(
+    environ: Mapping[str, str] | None = None, *, redis_url: str | None = None
+) -> Platform:
+    """Start (or claim) Redis and SQL, migrate, and return the platform. Close it after.
+    `redis_url`: a Redis the caller owns (a Sentinel set), used as it is."""
     env = dict(os.environ if environ is None else environ)
     output_dir = new_output_dir()
     tmp = Path(tempfile.mkdtemp(prefix="agentdeck-test-"))
@@ -94,7 +97,9 @@ def start_platform(environ: Mapping[str, str] | None = None) -> Platform:
     platform: Platform | None = None
     try:
         embedded: EmbeddedRedis | None = None
-        if env.get("REDIS_URL"):
+        if redis_url:
+            pass
+        elif env.get("REDIS_URL"):
             redis_url, release = claim_redis_db(env["REDIS_URL"])
             cleanups.append(release)
         else:
@@ -125,3 +130,21 @@ def start_platform(environ: Mapping[str, str] | None = None) -> Platform:
     except BaseException:
         Platform("", "", tmp, output_dir, "", cleanups=cleanups).close()
         raise
+
+
+def start_own_platform(session: Platform) -> Platform:
+    """A platform of its own on the session's servers, for tests whose workers must not take
+    the session's jobs (nor it theirs): a new, empty database on the session's Redis server
+    (REDIS_URL) or an embedded Valkey of its own, and a new SQL database (on the session's
+    PostgreSQL server, else a SQLite file). Close it after."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
+    if session.embedded_redis is None:
+        env["REDIS_URL"] = session.redis_url  # claim_redis_db takes another, empty, index
+    if session.database_url.startswith("postgresql"):
+        env["DATABASE_URL"] = session.database_url
+    own = start_platform(env)
+    with contextlib.suppress(OSError):  # test-output/latest stays the session's folder
+        latest = OUTPUT_ROOT / "latest"
+        latest.unlink()
+        latest.symlink_to(session.output_dir.name)
+    return own

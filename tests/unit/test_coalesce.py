@@ -21,9 +21,15 @@ class Sink:
         self.principal = principal
         self.frames: list[dict[str, Any]] = []
 
-    def put(self, frame: str) -> bool:
-        self.frames.append(json.loads(frame))
+    def put_bytes(self, data: bytes) -> bool:
+        self.frames.append(json.loads(payload(data)))
         return True
+
+
+def payload(frame: bytes) -> bytes:
+    """A server frame's payload (unmasked: its header is 2, 4 or 10 bytes)."""
+    n = frame[1] & 0x7F
+    return frame[{126: 4, 127: 10}.get(n, 2) :]
 
 
 def principal(user: str, role: Role = Role.OPERATOR) -> Principal:

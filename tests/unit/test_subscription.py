@@ -44,7 +44,7 @@ class Sink:
         self.frames.append(frame)
         return True
 
-    def put_events(self, topic: str, raws: list[str]) -> bool:
+    def put_events(self, topic: str, raws: list[str], frame: bytes | None = None) -> bool:
         assert topic == TOPIC and raws, "an events frame holds events of its own topic"
         self.frames.append(list(raws))
         return True

@@ -25,6 +25,7 @@ from prometheus_client.core import (
 
 from webapp import quarantine
 from webapp.auth.guard import require_all_jobs
+from webapp.hub import FANOUT_BUCKETS
 from webapp.monitor import broker_queues, histo, web_counters
 from webapp.monitor.latency import LATENCY_BUCKETS
 from webapp.monitor.loop import ws_clients_total
@@ -187,6 +188,18 @@ def web_process_families(svc: Services) -> Iterator[Metric]:
         "Failed rounds of the web process's background loops (hub: pub/sub connection lost)",
         labels=["process", "loop"],
     )
+    fanout = HistogramMetricFamily(
+        "agentdeck_ws_fanout_seconds",
+        "Time from a pub/sub message in to its frames written to every client whose socket"
+        " could take them at once (the hub's fan-out)",
+        labels=label,
+    )
+    fanout_cpu = HistogramMetricFamily(
+        "agentdeck_ws_fanout_cpu_seconds",
+        "CPU time of the hub's fan-out of a pub/sub message (its wall time less what other"
+        " processes took meanwhile)",
+        labels=label,
+    )
     for process, c in sorted(web_counters.every_process(svc).items()):
         delivered.add_metric([process], float(c.get("delivered", 0)))
         recorded.add_metric([process], float(c.get("recorded", 0)))
@@ -194,7 +207,20 @@ def web_process_families(svc: Services) -> Iterator[Metric]:
         hook_failures.add_metric([process], float(c.get("hook_failures", 0)))
         for loop, n in sorted((c.get("loop_failures") or {}).items()):
             loop_failures.add_metric([process, loop], float(n))
+        _add_fanout(fanout, process, c.get("fanout"), c.get("fanout_sum"))
+        _add_fanout(fanout_cpu, process, c.get("fanout_cpu"), c.get("fanout_cpu_sum"))
     yield from (delivered, recorded, reconciled, hook_failures, loop_failures)
+    yield from (fanout, fanout_cpu)
+
+
+def _add_fanout(family: HistogramMetricFamily, process: str, counts: Any, total: Any) -> None:
+    if not isinstance(counts, list) or len(counts) != len(FANOUT_BUCKETS) + 1:
+        return  # a process that does not count it (an older version)
+    running, buckets = 0, []
+    for bound, n in zip([*map(str, FANOUT_BUCKETS), "+Inf"], counts, strict=True):
+        running += int(n)
+        buckets.append((bound, float(running)))
+    family.add_metric([process], buckets, float(total or 0.0))
 
 
 class _Collector:

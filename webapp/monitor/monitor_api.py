@@ -17,6 +17,7 @@ from webapp.params import float_arg
 from webapp.services import services
 from workers.events import RETRYABLE_STATES
 from workers.models import Job
+from workers.redis_urls import without_credentials
 
 bp = Blueprint("monitor_api", __name__, url_prefix="/api/monitor")
 
@@ -68,8 +69,7 @@ def purge(host: str) -> Any:
 @require_all_jobs
 def broker_page() -> Any:
     svc = services()
-    url = str(svc.celery.conf.broker_url or "")
-    safe_url = url.split("@")[-1] if "@" in url else url
+    safe_url = without_credentials(str(svc.celery.conf.broker_url or ""))
     return jsonify(
         {
             "broker": safe_url,
@@ -86,7 +86,11 @@ def dashboard_history() -> Any:
     window = float_arg("window", request.args.get("window"), 900.0, 0, 86_400)
     window = min(max(window, 10.0), 3600.0)
     return jsonify(
-        {"sample_every": dashboard.SAMPLE_EVERY, "samples": dashboard.history(services(), window)}
+        {
+            "sample_every": dashboard.SAMPLE_EVERY,
+            "rate_window": dashboard.WINDOW,
+            "samples": dashboard.history(services(), window),
+        }
     )
 
 

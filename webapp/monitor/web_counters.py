@@ -33,6 +33,10 @@ def snapshot(svc: Services) -> dict[str, Any]:
         "reconciled": svc.janitor.reconciled if svc.janitor is not None else 0,
         "hook_failures": svc.hooks.failures,
         "loop_failures": svc.loops.failures(),
+        "fanout": list(svc.hub.fanout.wall),
+        "fanout_sum": svc.hub.fanout.wall_sum,
+        "fanout_cpu": list(svc.hub.fanout.cpu),
+        "fanout_cpu_sum": svc.hub.fanout.cpu_sum,
     }
 
 

@@ -123,6 +123,7 @@ export function fold(job, ev) {
     case "job.cancelled":
       job.error = or(job.error, `cancelled (${get(d, "reason", "revoked")})`);
       job.finished_at = or(job.finished_at, ev.ts);
+      job.worker = or(job.worker, get(d, "worker")); // revoked before any worker received it
       break;
     case "job.lost":
       job.error = or(get(d, "error"), "worker lost");

@@ -31,6 +31,6 @@ subscribe("workers", {
   onEvents(events) {
     if (events.some((ev) => ev.type === "dashboard.sample" || ev.type === "worker.offline" || ev.type === "worker.online")) load();
   },
-  onResubscribed: load,
+  onSubscribed: load,
 });
 load();

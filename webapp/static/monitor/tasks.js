@@ -168,7 +168,7 @@ subscribe("jobs", {
       }
     }
   },
-  onResubscribed: () => load(),
+  onSubscribed: () => load(),
 });
 
 for (const k of ["search", "state", "taskname", "workername"]) form.elements[k].value = query[k];

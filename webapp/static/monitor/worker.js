@@ -136,7 +136,7 @@ subscribe("workers", {
       }
     }
   },
-  onResubscribed: () => load(false).catch(() => {}),
+  onSubscribed: () => load(false).catch(() => {}),
 });
 $("#reinspect").addEventListener("click", () => load().catch((e) => say(status, e.message, false)));
 adminBar(setAdmin);

@@ -83,7 +83,7 @@ function onEvents(events) {
   if (changed) render();
 }
 
-subscribe("workers", { onEvents, onResubscribed: () => load().catch(() => {}) });
+subscribe("workers", { onEvents, onSubscribed: () => load().catch(() => {}) });
 adminBar((isAdmin) => {
   admin = isAdmin;
   render();
