@@ -242,6 +242,15 @@ def publish(url: str, channels: list[str], rate: float, seconds: float, start_at
 
 
 # -- running them -----------------------------------------------------------------------
+async def _ready_even_if_failed(coro: Any, ready: asyncio.Event) -> None:
+    """A client that fails (its handshake refused, cut off) counts as failed, and as
+    ready: the others do not wait for it."""
+    try:
+        await coro
+    finally:
+        ready.set()
+
+
 async def run(mode: str, args: list[str]) -> dict[str, Any]:
     tally = Tally()
     readies: list[asyncio.Event] = []
@@ -267,11 +276,20 @@ async def run(mode: str, args: list[str]) -> dict[str, Any]:
             readies.append(ev := asyncio.Event())
             coros.append(_redis_sub(url, [LIFECYCLE], tally, ev))
     tasks = []
-    for coro in coros:  # connect a few at a time: a thousand handshakes at once time out
-        tasks.append(asyncio.ensure_future(coro))
+    for coro, ready in zip(coros, readies, strict=True):
+        # connect a few at a time: a thousand handshakes at once time out
+        tasks.append(asyncio.ensure_future(_ready_even_if_failed(coro, ready)))
         if len(tasks) % 50 == 0:
             await asyncio.sleep(0.05)
-    await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readies)), 120)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readies)), 120)
+    except TimeoutError:
+        waiting = sum(not e.is_set() for e in readies)
+        failed = [t for t in tasks if t.done() and t.exception() is not None]
+        print(f"{waiting} of {len(readies)} clients not subscribed after 120 s", file=sys.stderr)
+        for t in failed[:3]:
+            print(repr(t.exception()), file=sys.stderr)
+        raise
     tally.live_from = time.time()
     cpu0, wall0 = time.process_time(), time.monotonic()
     print("ready", flush=True)
