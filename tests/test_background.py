@@ -6,7 +6,7 @@ from launcher.net import wait_until
 from webapp import create_app, stop_background
 from webapp.services import Services
 
-LOOPS = {"hub", "recorder", "janitor", "monitor", "socket-warden", "ws-pinger"}
+LOOPS = {"hub", "recorder", "janitor", "monitor", "socket-warden", "ws-pinger", "jobs-latest"}
 
 
 def test_create_app_starts_every_loop_and_stops_them_in_one_place() -> None:

@@ -11,7 +11,7 @@ from tests.monitoring.helpers import Api, eventually
 from tests.support import WebService, WorkerService, http
 from tests.support.ws import watch_to_end
 
-LOOPS = {"hub", "recorder", "janitor", "monitor", "socket-warden", "ws-pinger"}
+LOOPS = {"hub", "recorder", "janitor", "monitor", "socket-warden", "ws-pinger", "jobs-latest"}
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
