@@ -78,13 +78,20 @@ def jobs_list(base: str) -> list[tuple[str, str, str | None, int]]:
     return sorted((j["id"], j["state"], j["worker"], j["last_seq"]) for j in rows)
 
 
+# Timings of each web process's fan-out: they move with every presence event (every 2 s),
+# and the serving process reads its own live, the other's from its last 2-second snapshot.
+MOVING = ("agentdeck_ws_fanout_",)
+
+
 def metrics(base: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every /metrics sample but the fan-out timings."""
     r = requests.get(f"{base}/metrics", headers=http.auth_headers(), timeout=10)
     r.raise_for_status()
     return {
         (s.name, tuple(sorted(s.labels.items()))): s.value
         for family in text_string_to_metric_families(r.text)
         for s in family.samples
+        if not s.name.startswith(MOVING)
     }
 
 
