@@ -21,6 +21,7 @@ one Redis client per channel where kombu made one per publish and per ack.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
@@ -50,7 +51,7 @@ class Channel(kombu_redis.Channel):
 
     def _connparams(self, asynchronous: bool = False) -> Any:
         transport = self.connection
-        if transport is None or transport.client is None:
+        if transport is None or transport.client is None or isinstance(transport, _Collected):
             # Collected after a loss: acks of tasks that end later still need a pool.
             return dict(self._params[asynchronous])
         params = super()._connparams(asynchronous=asynchronous)
@@ -81,8 +82,33 @@ class Transport(kombu_redis.Transport):
             pass  # the broker is away: there is nothing to say to it
 
 
+class _Collected:
+    """What a Sentinel channel knows of its transport once a loss collected it."""
+
+    def __init__(self, alt: list[str], default_port: int) -> None:
+        self.client = SimpleNamespace(alt=alt)
+        self.default_port = default_port
+
+
 class SentinelChannel(Channel, kombu_redis.SentinelChannel):
     """The same, on kombu's Sentinel channel (finds the current primary on connect)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        transport = self.connection
+        self._collected = _Collected(list(transport.client.alt), transport.default_port)
+
+    def _sentinel_managed_pool(self, asynchronous: bool = False) -> Any:
+        """A task that ends after a loss collected the transport is acked through a new
+        pool: it asks the Sentinels named in the broker URL, which the transport knew."""
+        transport = self.connection
+        if transport is not None and transport.client is not None:
+            return super()._sentinel_managed_pool(asynchronous)
+        self.connection = self._collected
+        try:
+            return super()._sentinel_managed_pool(asynchronous)
+        finally:
+            self.connection = transport
 
 
 class SentinelTransport(Transport):
