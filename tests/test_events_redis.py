@@ -29,6 +29,7 @@ from tests.support.jobs import state_is, submit
 from tests.support.own_redis import RedisControl
 from tests.support.platform import start_own_platform
 from tests.support.redis_db import CLAIM_KEY
+from tests.support.services import running
 from tests.support.ws import WsClient
 from workers.keys import Keys
 from workers.models import EventRow, make_engine
@@ -71,13 +72,8 @@ def stack(broker: Platform, events: RedisControl) -> Iterator[tuple[WorkerServic
     env = {"AGENTDECK_EVENTS_URL": events.url, "AGENTDECK_KEY_PREFIX": PREFIX}
     worker = WorkerService(broker, name="events-redis-worker", extra_env=env)
     web = WebService(broker, name="events-redis-web", extra_env=env)
-    try:
-        worker.start()
-        web.start()
+    with running(worker, web):
         yield worker, web
-    finally:
-        web.stop()
-        worker.stop()
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,7 @@ from launcher.net import wait_until
 from tests.support import Platform, WebService, WorkerService, http
 from tests.support.follow import JobView
 from tests.support.own_redis import RedisControl, start_own_redis_platform
+from tests.support.services import running
 from tests.support.ws import WsClient, is_final
 from workers.keys import Keys
 from workers.models import EventRow, Job, make_engine
@@ -64,13 +65,8 @@ def services(own: Platform) -> Iterator[tuple[WorkerService, WebService]]:
         WorkerService(own, name="redis-faults-worker"),
         WebService(own, name="redis-faults-web"),
     )
-    try:
-        worker.start()
-        web.start()
+    with running(worker, web):
         yield worker, web
-    finally:
-        web.stop()
-        worker.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tests.support import Platform, WebService, WorkerService, http
 from tests.support.follow import JobView
 from tests.support.jobs import state_is, suspended
 from tests.support.rabbitmq import own_vhost, require_rabbitmq, unique_queue
+from tests.support.services import running
 from tests.support.ws import WsClient
 
 WORKED = unique_queue("worked")
@@ -39,13 +40,8 @@ def stack(platform: Platform, amqp_url: str) -> Iterator[tuple[WorkerService, We
     web = WebService(
         platform, name="amqp-web", extra_env={**broker, "AGENTDECK_QUEUES": f"{WORKED},{IDLE}"}
     )
-    try:
-        worker.start()
-        web.start()
+    with running(worker, web):
         yield worker, web
-    finally:
-        web.stop()
-        worker.stop()
 
 
 def submit(base: str, agent: str, queue: str = WORKED, **input: Any) -> str:

@@ -28,6 +28,7 @@ from tests.support.jobs import state_is, submit
 from tests.support.own_redis import own_redis_environ
 from tests.support.platform import OUTPUT_ROOT, start_platform
 from tests.support.sentinel import SentinelSet
+from tests.support.services import running
 from tests.support.ws import WsClient
 from workers.envelope import read_seq
 from workers.keys import Keys
@@ -61,13 +62,8 @@ def ha(platform: Platform, sentinels: SentinelSet) -> Iterator[Platform]:
 @pytest.fixture
 def stack(ha: Platform) -> Iterator[tuple[WorkerService, WebService]]:
     worker, web = WorkerService(ha, name="sentinel-worker"), WebService(ha, name="sentinel-web")
-    try:
-        worker.start()
-        web.start()
+    with running(worker, web):
         yield worker, web
-    finally:
-        web.stop()
-        worker.stop()
 
 
 def outputs(view: JobView) -> list[str]:

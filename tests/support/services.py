@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from launcher.commands import REPO_ROOT, WORKER_READY, web_argv, worker_argv
@@ -137,3 +139,17 @@ class WebService(Service):
             raise TimeoutError(
                 f"{self.url}/healthz did not answer within {timeout}s:\n{proc.tail()}"
             )
+
+
+@contextlib.contextmanager
+def running(*services: Service) -> Iterator[None]:
+    """Start `services` in order; stop them in reverse, however the block ends."""
+    started: list[Service] = []
+    try:
+        for service in services:
+            service.start()
+            started.append(service)
+        yield
+    finally:
+        for service in reversed(started):
+            service.stop()
