@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 import time
@@ -56,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         module = importlib.import_module(f"bench.{name}")
         print(f"\n==> {name}", flush=True)
+        environ = dict(os.environ)
         try:
             got = module.figures(args.quick)
         except Exception as exc:  # one broken suite must not hide the others' figures
             print(f"{name} failed: {exc!r}", file=sys.stderr)
             failed.append(name)
             continue
+        finally:  # a suite that pointed REDIS_URL at its own, stopped, server leaves no trace
+            os.environ.clear()
+            os.environ.update(environ)
         figures.extend(got)
         print(table(got), flush=True)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
