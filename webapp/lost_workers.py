@@ -143,14 +143,21 @@ def _unacked_tags(svc: Services, channel: Any, job_ids: set[str]) -> dict[str, s
     return found
 
 
-def _say_lost(svc: Services, job_id: str, agent: str | None, host: str) -> None:
-    """`job.lost` of a job whose message the broker (RabbitMQ) requeued by itself."""
+def _count_loss(svc: Services, job_id: str, agent: str | None) -> tuple[str, int, int]:
+    """The agent's `on_lost` policy, its redelivery cap, and this loss's number."""
     spec = REGISTRY.get(agent) if agent else None
-    policy = spec.on_lost if spec else "requeue"
-    cap = spec.max_redeliveries if spec else DEFAULT_CAP
     keys = svc.settings.keys
     restores = int(svc.redis.incr(keys.restores(job_id)))
     svc.redis.expire(keys.restores(job_id), svc.settings.replay_ttl_seconds)
+    if spec is None:
+        return "requeue", DEFAULT_CAP, restores
+    return spec.on_lost, spec.max_redeliveries, restores
+
+
+def _say_lost(svc: Services, job_id: str, agent: str | None, host: str) -> None:
+    """`job.lost` of a job whose message the broker (RabbitMQ) requeued by itself."""
+    policy, cap, restores = _count_loss(svc, job_id, agent)
+    keys = svc.settings.keys
     requeue = policy == "requeue" and restores <= cap
     get_publisher().emit(
         job_id,
@@ -170,12 +177,8 @@ def _say_lost(svc: Services, job_id: str, agent: str | None, host: str) -> None:
 def _settle(
     svc: Services, channel: Any, job_id: str, agent: str | None, host: str, tag: str | None
 ) -> None:
-    spec = REGISTRY.get(agent) if agent else None
-    policy = spec.on_lost if spec else "requeue"
-    cap = spec.max_redeliveries if spec else DEFAULT_CAP
+    policy, cap, restores = _count_loss(svc, job_id, agent)
     keys = svc.settings.keys
-    restores = int(svc.redis.incr(keys.restores(job_id)))
-    svc.redis.expire(keys.restores(job_id), svc.settings.replay_ttl_seconds)
     publisher = get_publisher()
     reason = f"WorkerLostError: worker {host} stopped heartbeating"
     requeue = tag is not None and policy == "requeue" and restores <= cap

@@ -260,9 +260,14 @@ class Submitter:
                 # Large enough never to flush before the end (job.queued goes first).
                 with producer.batch(max_size=10 * len(items) + 10):
                     token = queued_flushed_by_sender.set(True)
+                    # Redis delivers to a queue by name: nothing to declare. An AMQP
+                    # exchange drops a message for a queue nobody declared yet.
+                    declare: dict[str, Any] = (
+                        {"declare": []} if is_redis(str(celery.conf.broker_url)) else {}
+                    )
                     try:
                         for item in items:
-                            _send_one(celery, producer, item)
+                            _send_one(celery, producer, item, declare)
                     finally:
                         queued_flushed_by_sender.reset(token)
                     # Every job.queued is in Redis before the broker has any of the tasks.
@@ -299,7 +304,7 @@ class Submitter:
             log.exception("could not undo job %s, which was not sent", item.id)
 
 
-def _send_one(celery: Any, producer: Any, item: Pending) -> None:
+def _send_one(celery: Any, producer: Any, item: Pending, declare: dict[str, Any]) -> None:
     amqp = celery.amqp
     options = item.options
     args = item.args
@@ -327,9 +332,7 @@ def _send_one(celery: Any, producer: Any, item: Pending) -> None:
         message,
         queue=options.get("queue") or celery.conf.task_default_queue,
         retry=False,  # a batch only buffers here; its pipeline fails or succeeds whole
-        # Redis delivers to a queue by name: nothing to declare. An AMQP exchange drops
-        # a message for a queue not declared yet (no worker consumed it so far).
-        **({"declare": []} if is_redis(str(celery.conf.broker_url)) else {}),
+        **declare,
         **extra,
     )
 
