@@ -104,6 +104,17 @@ class RawSocket:
         assert whole[0] == 0x81, f"a final, uncompressed text frame, not {whole[0]:#x}"
         return dict(json.loads(payload_of(whole)))
 
+    def jobs_of_events(self, n: int) -> tuple[list[str], int]:
+        """The jobs of the next `n` events, in the order they came; and in how many frames."""
+        got: list[str] = []
+        frames = 0
+        while len(got) < n:
+            events = self.message()["events"]
+            assert isinstance(events, list)
+            frames += 1
+            got += [str(e["job"]) for e in events]
+        return got, frames
+
     def subscribe_jobs(self) -> None:
         self.send('{"op":"subscribe","topic":"jobs"}')
         while self.message().get("type") != "subscribed":
@@ -139,6 +150,29 @@ def test_every_client_gets_the_same_bytes_and_deflate_is_declined(
             c.close()
 
 
+def test_a_burst_of_publishes_reaches_a_client_merged_in_order(
+    web: WebService, redis_client: redis.Redis
+) -> None:
+    # given a client on `jobs`
+    client = RawSocket(web)
+    try:
+        client.subscribe_jobs()
+        # when 200 lifecycle events are published at once (one pipeline: they reach the
+        # hub together, as a busy worker's do)
+        jobs = [f"burst-{uuid.uuid4().hex[:6]}-{n:03d}" for n in range(200)]
+        pipe = redis_client.pipeline(transaction=False)
+        for job in jobs:
+            pipe.publish(CHANNEL, Event(job, 1, "job.started", 1.0, "STARTED", {}).encode())
+        pipe.execute()
+        # then the client gets every one, once, in order
+        got, frames = client.jobs_of_events(len(jobs))
+        assert got == jobs
+        # and in fewer frames than messages: what waited at the hub left together
+        assert frames < len(jobs)
+    finally:
+        client.close()
+
+
 @pytest.fixture
 def roomy_web(platform: Platform) -> Iterator[WebService]:
     """A web process whose clients may queue all the slow test publishes."""
@@ -172,12 +206,7 @@ def test_a_client_whose_socket_is_full_gets_every_event_in_order(
         # then the reader got them all, in order
         assert fast_got == jobs
         # and the slow client, reading now, gets every one, in order, from its queue
-        got: list[str] = []
-        frames = 0
-        while len(got) < len(jobs):
-            message = slow.message()
-            frames += 1
-            got += [str(dict(e)["job"]) for e in message["events"]]  # type: ignore[attr-defined]
+        got, frames = slow.jobs_of_events(len(jobs))
         assert got == jobs
         # and what waited for it left merged: fewer frames than events
         assert frames < len(jobs)

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from sqlalchemy.orm import sessionmaker
@@ -26,7 +27,7 @@ from webapp.clients import CLOSE_GOING_AWAY, Client, events_bytes
 from webapp.coalesce import JOBS_LATEST_TOPIC, Coalescer
 from webapp.loops import Loop
 from webapp.owners import JobOwners
-from webapp.replay import Replay, events_since
+from webapp.replay import Item, Replay, events_since
 from webapp.services import text
 from webapp.subscription import JobSubscription
 from workers.envelope import read_head
@@ -44,6 +45,11 @@ PRIMARY_CHECK_EVERY = 1.0  # seconds between asking the Sentinels where the prim
 # Seconds from a pub/sub message in to its frames written to every client that could
 # take them at once (one whose socket is full gets them from its own flusher later).
 FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Messages already waiting on the pub/sub connection are dispatched together, each
+# topic's events in one frame per client: a burst costs one send() per client, not one
+# per event. Bounded so a frame stays small and the first of a burst is not held long.
+BURST_MESSAGES = 256
+BURST_CHARS = 128 * 1024
 
 
 class FanoutTimes:
@@ -82,7 +88,7 @@ class Hub(Loop):
         self.clients: set[Client] = set()
         self.by_job: dict[str, set[Client]] = {}
         self.by_topic: dict[str, set[Client]] = {JOBS_TOPIC: set(), WORKERS_TOPIC: set()}
-        # `jobs:latest` (webapp/coalesce.py): its own loop, fed from _dispatch_one.
+        # `jobs:latest` (webapp/coalesce.py): its own loop, fed from _dispatch_burst.
         self.by_topic[JOBS_LATEST_TOPIC] = set()
         self.latest = Coalescer(lambda: self.subscribers(JOBS_LATEST_TOPIC), self.owners.of)
         # Of `jobs`' subscribers, those who see only their own jobs (the rest see all and
@@ -230,7 +236,7 @@ class Hub(Loop):
             while not self.stopping:
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None:
-                    self._dispatch(msg["channel"], msg["data"])
+                    self._dispatch_burst(self._burst(pubsub, msg))
                 if time.monotonic() >= check_at:
                     # Through Sentinel: a primary failed over while it runs on keeps this
                     # subscription, deaf to what is published on the new one.
@@ -253,44 +259,69 @@ class Hub(Loop):
             if sub is not None:
                 self._spawn_replay(client, job, sub)
 
-    def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
+    @staticmethod
+    def _burst(pubsub: redis.client.PubSub, first: dict[str, Any]) -> list[tuple[str, str]]:
+        """`first` and the messages that already wait behind it, as (channel, data)."""
+        burst = [(text(first["channel"]), text(first["data"]))]
+        size = len(burst[0][1])
+        while len(burst) < BURST_MESSAGES and size < BURST_CHARS:
+            msg = pubsub.get_message(timeout=0)
+            if msg is None:
+                break
+            burst.append((text(msg["channel"]), text(msg["data"])))
+            size += len(burst[-1][1])
+        return burst
+
+    def _dispatch_burst(self, burst: list[tuple[str, str]]) -> None:
         started, started_cpu = time.perf_counter(), time.thread_time()
-        raw = data.decode() if isinstance(data, bytes) else data
-        chan = channel.decode() if isinstance(channel, bytes) else channel
-        if chan == self.keys.workers_channel:
-            self._fanout(WORKERS_TOPIC, [raw])
-        else:
+        by_job: dict[str, list[Item]] = {}  # each job's events, in publish order
+        lifecycle: list[tuple[str, str]] = []
+        presence: list[str] = []
+        for channel, data in burst:
+            if channel == self.keys.workers_channel:
+                presence.append(data)
+                continue
             # One message carries a publish call's envelopes, one per line.
-            lifecycle: list[tuple[str, str]] = []
-            for envelope in raw.split("\n"):
-                job = self._dispatch_one(envelope)
-                if job is not None:
+            for envelope in data.split("\n"):
+                head = self._read(envelope)
+                if head is None:
+                    continue
+                job, seq, type_ = head
+                by_job.setdefault(job, []).append((seq, envelope))
+                self.latest.offer(seq, type_, envelope)
+                self.hooks.on_envelope(envelope, job)
+                if type_.startswith(LIFECYCLE_PREFIX):
                     lifecycle.append((job, envelope))
-            if lifecycle:
-                self._fanout_jobs(lifecycle)
+        for job, items in by_job.items():
+            self._deliver(job, items)
+        if lifecycle:
+            self._fanout_jobs(lifecycle)
+        if presence:
+            self._fanout(WORKERS_TOPIC, presence)
         self.fanout.observe(time.perf_counter() - started, time.thread_time() - started_cpu)
 
-    def _dispatch_one(self, raw: str) -> str | None:
-        """Deliver one envelope to its job's subscribers; its job for a lifecycle event."""
+    @staticmethod
+    def _read(raw: str) -> tuple[str, int, str] | None:
         try:
-            job, seq, type_ = read_head(raw)
+            return read_head(raw)
         except (ValueError, KeyError, TypeError):
             log.error("dropping a malformed envelope: %.200s", raw)
             return None
+
+    def _deliver(self, job: str, items: list[Item]) -> None:
+        """A job's live events to its subscribers: one frame, the same bytes for all."""
         clients = self.by_job.get(job)
-        if clients:
-            topic = JOB_TOPIC_PREFIX + job
-            frame = events_bytes(topic, [raw])  # the same bytes for every subscriber
-            with self.lock:
-                subscribed = list(clients)
-            for client in subscribed:
-                sub = client.subs.get(topic)
-                if sub is not None and sub.offer_live(seq, raw, frame):
-                    self._spawn_replay(client, job, sub)  # a gap: fill it from the log
-            self.delivered += len(subscribed)
-        self.latest.offer(seq, type_, raw)
-        self.hooks.on_envelope(raw, job)
-        return job if type_.startswith(LIFECYCLE_PREFIX) else None
+        if not clients:
+            return
+        topic = JOB_TOPIC_PREFIX + job
+        frame = events_bytes(topic, [raw for _, raw in items])
+        with self.lock:
+            subscribed = list(clients)
+        for client in subscribed:
+            sub = client.subs.get(topic)
+            if sub is not None and sub.offer_live_many(items, frame):
+                self._spawn_replay(client, job, sub)  # a gap: fill it from the log
+        self.delivered += len(subscribed) * len(items)
 
     def _fanout_jobs(self, events: list[tuple[str, str]]) -> None:
         """The `jobs` topic: everything to those who see all, their own jobs to the rest."""

@@ -55,20 +55,25 @@ class JobSubscription:
     def offer_live(self, seq: int, raw: str, frame: bytes | None = None) -> bool:
         """A live event (`frame`: its frame on this topic, built once for every client);
         True if it shows a gap (start a replay)."""
+        return self.offer_live_many([(seq, raw)], frame)
+
+    def offer_live_many(self, items: list[Item], frame: bytes | None = None) -> bool:
+        """Live events of one burst, in publish order (`frame`: all of them in one frame,
+        built once for every client); True if they show a gap (start a replay)."""
         with self._lock:
             if self._closed:
                 return False
             if self._held is not None:
-                self._held.append((seq, raw))
+                self._held.extend(items)
                 return False
-            if seq <= self._last:
-                return False  # already sent
-            if seq == self._last + 1:
-                self._last = seq
-                self._sink.put_events(self.topic, [raw], frame)
-                return False
-            self._held = [(seq, raw)]  # a gap: hold it until a replay fills the gap
-            return True
+            out, rest = self._continuing(items)
+            if out:
+                whole = frame if len(out) == len(items) else None  # else: built for this one
+                self._sink.put_events(self.topic, out, whole)
+            if rest:
+                self._held = rest  # a gap: hold what is past it until a replay fills it
+                return True
+            return False
 
     def begin_replay(self) -> int | None:
         """Start holding live events; the seq to replay after (None: unsubscribed)."""

@@ -269,3 +269,46 @@ def test_events_the_client_already_has_are_not_sent_again() -> None:
     world.run([("live", 2), ("live", 4)])
     # then it is sent 4 and 5 only
     assert world.settle() == [4, 5]
+
+
+class FrameSink(Sink):
+    """Records the ready-made frame each events frame came with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready: list[bytes | None] = []
+
+    def put_events(self, topic: str, raws: list[str], frame: bytes | None = None) -> bool:
+        self.ready.append(frame)
+        return super().put_events(topic, raws, frame)
+
+
+def test_a_burst_that_continues_the_stream_goes_as_the_shared_frame() -> None:
+    # given a live subscription that has sent up to 2
+    sink = FrameSink()
+    sub = JobSubscription(TOPIC, 2, sink)
+    assert not sub.finish_replay([])
+    # when a burst 3..5 arrives with its frame built once for every subscriber
+    wanted = sub.offer_live_many([(n, envelope(n)) for n in (3, 4, 5)], b"shared")
+    # then that frame is what goes out, as one frame, and no replay is asked for
+    assert not wanted
+    assert sink.frames == [[envelope(3), envelope(4), envelope(5)]]
+    assert sink.ready == [b"shared"]
+
+
+def test_a_burst_with_repeats_and_a_gap_sends_what_continues_and_holds_the_rest() -> None:
+    # given a live subscription that has sent up to 3
+    sink = FrameSink()
+    sub = JobSubscription(TOPIC, 3, sink)
+    assert not sub.finish_replay([])
+    # when a burst repeats 2..3, continues with 4, then jumps to 6
+    burst = [(n, envelope(n)) for n in (2, 3, 4, 6, 7)]
+    wanted = sub.offer_live_many(burst, b"shared")
+    # then only 4 is sent, in a frame of its own (not the shared one), and a replay is asked for
+    assert wanted
+    assert sink.seqs() == [4] and sink.ready == [None]
+    # and once the replay brings 5, the held 6 and 7 follow it, each once, in order
+    since = sub.begin_replay()
+    assert since == 4
+    assert not sub.finish_replay([(5, envelope(5)), (6, envelope(6))])
+    assert sink.seqs() == [4, 5, 6, 7]
