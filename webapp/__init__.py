@@ -66,7 +66,11 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
 
     # Agentdeck's keys and channels: the event bus's Redis, not necessarily the broker's.
     client = events_redis(
-        settings, socket_timeout=10, socket_connect_timeout=3, health_check_interval=30
+        settings,
+        socket_timeout=10,
+        socket_connect_timeout=3,
+        health_check_interval=30,
+        pooled_for_many=True,  # thousands of greenlets: wait for a connection, never fail
     )
     engine = make_engine(settings.sql_url)
     sessions = make_sessionmaker(engine)

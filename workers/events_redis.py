@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import redis
 
-from workers.redis_urls import redis_client
+from workers.redis_urls import is_sentinel, redis_client
 from workers.settings import Settings
 
 
@@ -22,11 +22,24 @@ def events_redis(
     socket_timeout: float = 5.0,
     socket_connect_timeout: float = 2.0,
     health_check_interval: int = 0,
+    pooled_for_many: bool = False,
 ) -> redis.Redis:
-    """A client (with its own connection pool) on the event bus's Redis."""
+    """A client (with its own connection pool) on the event bus's Redis.
+
+    `pooled_for_many`: for a process of many greenlets (the web): the pool holds up to
+    `Settings.redis_connections` and a caller past that waits for a free one (up to its
+    socket timeout) instead of failing at once, as redis-py's default pool of 100 does.
+    Through Sentinel the pool is as large, but does not wait (redis-py has no waiting
+    Sentinel pool)."""
+    extra: dict[str, float] = {}
+    if pooled_for_many:
+        extra = {"max_connections": settings.redis_connections}
+        if not is_sentinel(settings.events_url):
+            extra["wait_for_connection"] = socket_timeout
     return redis_client(
         settings.events_url,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_connect_timeout,
         health_check_interval=health_check_interval,
+        **extra,
     )

@@ -134,9 +134,16 @@ def primary_address(client: redis.Redis) -> tuple[str, int] | None:
     return str(host), int(port)
 
 
-def redis_client(url: str, **kwargs: Any) -> redis.Redis:
-    """A redis-py client on `url`; on a Sentinel URL, on the set's current primary."""
+def redis_client(url: str, *, wait_for_connection: float = 0.0, **kwargs: Any) -> redis.Redis:
+    """A redis-py client on `url`; on a Sentinel URL, on the set's current primary.
+
+    With `wait_for_connection` (seconds) and `max_connections`, a caller finding every
+    connection of the pool in use waits that long for one to come back; without, redis-py
+    fails it at once ("Too many connections"), which a burst of greenlets meets."""
     if not is_sentinel(url):
+        if wait_for_connection > 0:
+            pool = redis.BlockingConnectionPool.from_url(url, timeout=wait_for_connection, **kwargs)
+            return redis.Redis(connection_pool=pool)
         return redis.Redis.from_url(url, **kwargs)
     s = parse_sentinel(url)
     # Sentinels answer at once or not at all: short timeouts, so a dead one costs little.

@@ -68,6 +68,7 @@ class Settings:
     max_body_bytes: int = 1_048_576
     max_bulk_jobs: int = 1000  # submissions in one POST /api/jobs/bulk
     client_queue_bytes: int = 4 * 1_048_576
+    redis_connections: int = 200  # a web process's connections to the event bus, at most
     heartbeat_seconds: float = 2.0
     worker_expiry_seconds: float = 5.0
     allowed_hosts: tuple[str, ...] = ()  # () : this machine's names and `host`
@@ -112,6 +113,7 @@ class Settings:
             max_body_bytes=_int(env, "AGENTDECK_MAX_BODY_BYTES", cls.max_body_bytes),
             max_bulk_jobs=_int(env, "AGENTDECK_MAX_BULK_JOBS", cls.max_bulk_jobs),
             client_queue_bytes=_int(env, "AGENTDECK_CLIENT_QUEUE_BYTES", cls.client_queue_bytes),
+            redis_connections=_int(env, "AGENTDECK_REDIS_CONNECTIONS", cls.redis_connections),
             heartbeat_seconds=_float(env, "AGENTDECK_HEARTBEAT", cls.heartbeat_seconds),
             worker_expiry_seconds=_float(env, "AGENTDECK_WORKER_EXPIRY", cls.worker_expiry_seconds),
             allowed_hosts=_names(env, "AGENTDECK_ALLOWED_HOSTS"),
