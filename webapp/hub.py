@@ -44,6 +44,11 @@ PRIMARY_CHECK_EVERY = 1.0  # seconds between asking the Sentinels where the prim
 # Seconds from a pub/sub message in to its frames written to every client that could
 # take them at once (one whose socket is full gets them from its own flusher later).
 FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+# Replays reading Redis at once. The web's Redis pool opens at most 100 connections
+# (redis-py's default) and fails the next caller at once ("Too many connections"); a
+# burst of subscribes (a thousand watchers at a page load) waits here instead, leaving
+# the rest of the pool to requests, the recorder and the listener.
+REPLAY_CONCURRENCY = 32
 
 
 class FanoutTimes:
@@ -93,6 +98,7 @@ class Hub(Loop):
         self.delivered = 0  # job events handed to a client's subscription, live
         self.fanout = FanoutTimes()
         self._subscribed_before = False
+        self._replaying = threading.BoundedSemaphore(REPLAY_CONCURRENCY)
 
     # -- lifecycle ------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> bool:
@@ -136,7 +142,8 @@ class Hub(Loop):
         topic = JOB_TOPIC_PREFIX + job
         if epoch is not None and since > 0:
             try:
-                current = self.epoch()
+                with self._replaying:  # a reconnect storm asks this of Redis at once too
+                    current = self.epoch()
             except redis.RedisError as exc:  # Redis away: nothing to replay from, as in _replay
                 log.warning("epoch of %s unknown: %s", job, exc)
                 client.put(json.dumps({"type": "reset", "topic": topic}))
@@ -185,11 +192,15 @@ class Hub(Loop):
         if since is None:
             return  # unsubscribed meanwhile
         replay: Replay | None
-        try:
-            replay = events_since(self.redis, self.sessions, self.keys, job, since)
-        except Exception as exc:  # Redis or SQL away: the client must reload later
-            log.warning("replay of %s failed: %s", job, exc)
-            replay = None
+        epoch = ""
+        with self._replaying:
+            try:
+                replay = events_since(self.redis, self.sessions, self.keys, job, since)
+            except Exception as exc:  # Redis or SQL away: the client must reload later
+                log.warning("replay of %s failed: %s", job, exc)
+                replay = None
+            if announce and replay is not None:
+                epoch = self._epoch_or_empty()
         if replay is None or not replay.complete:
             if sub.close():  # still subscribed until now: it must reload
                 with self.lock:
@@ -198,7 +209,6 @@ class Hub(Loop):
             return
         frame = None
         if announce:
-            epoch = self._epoch_or_empty()
             frame = json.dumps(
                 {"type": "subscribed", "topic": sub.topic, "head": replay.head, "epoch": epoch}
             )
@@ -231,6 +241,11 @@ class Hub(Loop):
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None:
                     self._dispatch(msg["channel"], msg["data"])
+                    # Under a flood the next message is already buffered and reading it
+                    # never waits: yield, or (gevent) nothing else in the process runs,
+                    # neither subscribes, flushers and pings nor gunicorn's heartbeat,
+                    # whose arbiter then kills the worker (WORKER TIMEOUT, every socket).
+                    time.sleep(0)
                 if time.monotonic() >= check_at:
                     # Through Sentinel: a primary failed over while it runs on keeps this
                     # subscription, deaf to what is published on the new one.
