@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from sqlalchemy.orm import sessionmaker
@@ -26,7 +27,7 @@ from webapp.clients import CLOSE_GOING_AWAY, Client, events_bytes
 from webapp.coalesce import JOBS_LATEST_TOPIC, Coalescer
 from webapp.loops import Loop
 from webapp.owners import JobOwners
-from webapp.replay import Replay, events_since
+from webapp.replay import Item, Replay, events_since
 from webapp.services import text
 from webapp.subscription import JobSubscription
 from workers.envelope import read_head
@@ -41,14 +42,16 @@ JOBS_TOPIC = "jobs"
 WORKERS_TOPIC = "workers"
 JOB_TOPIC_PREFIX = "job:"
 PRIMARY_CHECK_EVERY = 1.0  # seconds between asking the Sentinels where the primary is
-# Seconds from a pub/sub message in to its frames written to every client that could
-# take them at once (one whose socket is full gets them from its own flusher later).
+# Seconds from a pub/sub message (or a drain of several) in to its frames written to
+# every client that could take them at once (one whose socket is full gets them from
+# its own flusher later).
 FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Replays reading Redis at once. The web's Redis pool opens at most 100 connections
 # (redis-py's default) and fails the next caller at once ("Too many connections"); a
 # burst of subscribes (a thousand watchers at a page load) waits here instead, leaving
 # the rest of the pool to requests, the recorder and the listener.
 REPLAY_CONCURRENCY = 32
+DRAIN_MAX = 128  # pub/sub messages already buffered, dispatched together (then a yield)
 
 
 class FanoutTimes:
@@ -240,7 +243,16 @@ class Hub(Loop):
             while not self.stopping:
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None:
-                    self._dispatch(msg["channel"], msg["data"])
+                    batch = [msg]
+                    # Behind the channel (a backlog already buffered): take it, and each
+                    # watcher gets one frame per job for all of it, so a lagging hub
+                    # spends less per event the further behind it is, and catches up.
+                    while len(batch) < DRAIN_MAX:
+                        more = pubsub.get_message(timeout=0)
+                        if more is None:
+                            break
+                        batch.append(more)
+                    self._dispatch(batch)
                     # Under a flood the next message is already buffered and reading it
                     # never waits: yield, or (gevent) nothing else in the process runs,
                     # neither subscribes, flushers and pings nor gunicorn's heartbeat,
@@ -268,44 +280,54 @@ class Hub(Loop):
             if sub is not None:
                 self._spawn_replay(client, job, sub)
 
-    def _dispatch(self, channel: bytes | str, data: bytes | str) -> None:
+    def _dispatch(self, messages: list[dict[str, Any]]) -> None:
         started, started_cpu = time.perf_counter(), time.thread_time()
-        raw = data.decode() if isinstance(data, bytes) else data
-        chan = channel.decode() if isinstance(channel, bytes) else channel
-        if chan == self.keys.workers_channel:
-            self._fanout(WORKERS_TOPIC, [raw])
-        else:
+        events: list[tuple[str, int, str, str]] = []  # job, seq, type, envelope
+        for msg in messages:
+            data, channel = msg["data"], msg["channel"]
+            raw = data.decode() if isinstance(data, bytes) else data
+            chan = channel.decode() if isinstance(channel, bytes) else channel
+            if chan == self.keys.workers_channel:
+                self._fanout(WORKERS_TOPIC, [raw])
+                continue
             # One message carries a publish call's envelopes, one per line.
-            lifecycle: list[tuple[str, str]] = []
             for envelope in raw.split("\n"):
-                job = self._dispatch_one(envelope)
-                if job is not None:
-                    lifecycle.append((job, envelope))
-            if lifecycle:
-                self._fanout_jobs(lifecycle)
+                try:
+                    job, seq, type_ = read_head(envelope)
+                except (ValueError, KeyError, TypeError):
+                    log.error("dropping a malformed envelope: %.200s", envelope)
+                    continue
+                events.append((job, seq, type_, envelope))
+        runs: dict[str, list[Item]] = {}  # each job's events, in the order they came
+        for job, seq, _, envelope in events:
+            runs.setdefault(job, []).append((seq, envelope))
+        for job, items in runs.items():
+            self._deliver(job, items)
+        lifecycle: list[tuple[str, str]] = []
+        for job, seq, type_, envelope in events:
+            self.latest.offer(seq, type_, envelope)
+            self.hooks.on_envelope(envelope, job)
+            if type_.startswith(LIFECYCLE_PREFIX):
+                lifecycle.append((job, envelope))
+        if lifecycle:
+            self._fanout_jobs(lifecycle)
         self.fanout.observe(time.perf_counter() - started, time.thread_time() - started_cpu)
 
-    def _dispatch_one(self, raw: str) -> str | None:
-        """Deliver one envelope to its job's subscribers; its job for a lifecycle event."""
-        try:
-            job, seq, type_ = read_head(raw)
-        except (ValueError, KeyError, TypeError):
-            log.error("dropping a malformed envelope: %.200s", raw)
-            return None
+    def _deliver(self, job: str, items: list[Item]) -> None:
+        """A job's events (in the order they came) to its subscribers: one frame, built
+        once, for every subscriber they all continue."""
         clients = self.by_job.get(job)
-        if clients:
-            topic = JOB_TOPIC_PREFIX + job
-            frame = events_bytes(topic, [raw])  # the same bytes for every subscriber
-            with self.lock:
-                subscribed = list(clients)
-            for client in subscribed:
-                sub = client.subs.get(topic)
-                if sub is not None and sub.offer_live(seq, raw, frame):
-                    self._spawn_replay(client, job, sub)  # a gap: fill it from the log
-            self.delivered += len(subscribed)
-        self.latest.offer(seq, type_, raw)
-        self.hooks.on_envelope(raw, job)
-        return job if type_.startswith(LIFECYCLE_PREFIX) else None
+        if not clients:
+            return
+        topic = JOB_TOPIC_PREFIX + job
+        frame = events_bytes(topic, [raw for _, raw in items])
+        with self.lock:
+            subscribed = list(clients)
+        for client in subscribed:
+            sub = client.subs.get(topic)
+            if sub is not None and sub.offer_run(items, frame):
+                self._spawn_replay(client, job, sub)  # a gap: fill it from the log
+        self.delivered += len(subscribed) * len(items)
 
     def _fanout_jobs(self, events: list[tuple[str, str]]) -> None:
         """The `jobs` topic: everything to those who see all, their own jobs to the rest."""

@@ -55,20 +55,33 @@ class JobSubscription:
     def offer_live(self, seq: int, raw: str, frame: bytes | None = None) -> bool:
         """A live event (`frame`: its frame on this topic, built once for every client);
         True if it shows a gap (start a replay)."""
+        return self.offer_run([(seq, raw)], frame)
+
+    def offer_run(self, items: list[Item], frame: bytes | None = None) -> bool:
+        """Live events in the order pub/sub brought them, as if offered one by one, but
+        what continues `last` leaves as one frame (`frame`, built once for every client,
+        when that is all of them); True if they show a gap (start a replay)."""
         with self._lock:
             if self._closed:
                 return False
             if self._held is not None:
-                self._held.append((seq, raw))
+                self._held.extend(items)
                 return False
-            if seq <= self._last:
-                return False  # already sent
-            if seq == self._last + 1:
+            out: list[str] = []
+            gap = False
+            for i, (seq, raw) in enumerate(items):
+                if seq <= self._last:
+                    continue  # already sent
+                if seq != self._last + 1:
+                    self._held = list(items[i:])  # a gap: hold from here until a replay
+                    gap = True
+                    break
+                out.append(raw)
                 self._last = seq
-                self._sink.put_events(self.topic, [raw], frame)
-                return False
-            self._held = [(seq, raw)]  # a gap: hold it until a replay fills the gap
-            return True
+            if out:
+                whole = frame if len(out) == len(items) else None
+                self._sink.put_events(self.topic, out, whole)
+            return gap
 
     def begin_replay(self) -> int | None:
         """Start holding live events; the seq to replay after (None: unsubscribed)."""

@@ -269,3 +269,48 @@ def test_events_the_client_already_has_are_not_sent_again() -> None:
     world.run([("live", 2), ("live", 4)])
     # then it is sent 4 and 5 only
     assert world.settle() == [4, 5]
+
+
+RUNS = [
+    [1, 2, 3],  # continues `last`: one frame
+    [1, 1, 2],  # a repeat inside the run
+    [2, 3],  # a gap before the run
+    [1, 3, 4],  # a gap inside it
+    [0, 1, 2],  # an old one first
+    [1, 2, 5, 3, 4],  # a gap, then what fills it
+]
+
+
+@pytest.mark.parametrize("seqs", RUNS)
+def test_a_run_of_live_events_does_what_offering_them_one_by_one_does(seqs: list[int]) -> None:
+    # given two subscriptions live from 0, with the events in the log that pub/sub brings
+    # (as `seqs`), one by one to the first and as one run to the second
+    one_by_one, as_run = World(since=0, published=0), World(since=0, published=0)
+    for w in (one_by_one, as_run):
+        w.replay(1)
+        w.run([("pub", seq) for seq in range(1, max(seqs) + 1)])
+    for seq in seqs:
+        one_by_one.wanted += one_by_one.sub.offer_live(seq, envelope(seq))
+    as_run.wanted += as_run.sub.offer_run([(s, envelope(s)) for s in seqs])
+    # then the client is sent the same seqs, a replay is asked for alike, and both settle
+    assert as_run.sink.seqs() == one_by_one.sink.seqs()
+    assert (as_run.wanted, as_run.sub.live) == (one_by_one.wanted, one_by_one.sub.live)
+    assert as_run.settle() == one_by_one.settle() == list(range(1, max(seqs) + 1))
+
+
+def test_a_run_that_continues_last_leaves_as_the_one_frame_built_for_everyone() -> None:
+    # given a live subscription at 2 and a sink that keeps the frames it was handed
+    handed: list[bytes | None] = []
+
+    class Keeps(Sink):
+        def put_events(self, topic: str, raws: list[str], frame: bytes | None = None) -> bool:
+            handed.append(frame)
+            return super().put_events(topic, raws, frame)
+
+    sub = JobSubscription(TOPIC, 2, Keeps())
+    sub.finish_replay([])
+    # when a run continues it, and then a run starts with a seq already sent
+    sub.offer_run([(3, envelope(3)), (4, envelope(4))], b"frame-3-4")
+    sub.offer_run([(4, envelope(4)), (5, envelope(5))], b"frame-4-5")
+    # then the first went as the frame built for everyone, the second as its own frame
+    assert handed == [b"frame-3-4", None]
