@@ -1,16 +1,18 @@
-"""The streaming benchmark's clients, one asyncio process (bench/streaming.py starts them).
+"""The streaming benchmark's clients: one asyncio process of them (bench/streaming.py
+starts several and adds up what they print).
 
-    python -m bench.streaming_client ws URL TOKEN JOBS WATCHERS TOPIC_CLIENTS TIMEOUT
-    python -m bench.streaming_client redis URL CHANNELS WATCHERS TOPIC_CLIENTS TIMEOUT
+    python -m bench.streaming_client ws URL TOKEN JOBS WATCHED WATCHERS TOPIC_CLIENTS TIMEOUT
+    python -m bench.streaming_client redis URL FIRST LAST WATCHERS TOPIC_CLIENTS TIMEOUT
     python -m bench.streaming_client publish URL CHANNELS RATE SECONDS START_AT
 
-`ws`: WATCHERS sockets per job of JOBS (comma-separated ids) on `job:<id>` from seq 0,
-and TOPIC_CLIENTS sockets on `jobs`, each reading until its jobs are final. `redis`:
-the baseline, the same shape on bare Redis pub/sub (WATCHERS connections per channel,
-TOPIC_CLIENTS on every channel), fed by `publish`. Prints "ready" once every client is
-subscribed, then one JSON line: the latencies' percentiles (receipt minus the event's
-`ts`, of the events created after every client was subscribed), how many events were
-delivered, and how many were duplicated, out of order or missing.
+`ws`: WATCHERS sockets per job of WATCHED (comma-separated ids, some of JOBS) on
+`job:<id>` from seq 0, and TOPIC_CLIENTS sockets on `jobs`, each reading until all of
+JOBS are final. `redis`: the baseline, the same shape on bare Redis pub/sub (WATCHERS
+connections per channel of FIRST..LAST-1, TOPIC_CLIENTS on every channel), fed by
+`publish`. Prints "ready" once every client is subscribed (or, after SUBSCRIBE_WAIT,
+why some are not, on stderr), then one JSON line: the latencies (receipt minus the
+event's `ts`, of the events created after every client was subscribed) as a histogram,
+how many events were delivered, and how many were duplicated, out of order or missing.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 import redis
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
 # As browsers do, the clients offer permessage-deflate, unless BENCH_NO_DEFLATE=1.
@@ -34,6 +36,8 @@ COMPRESSION = None if os.environ.get("BENCH_NO_DEFLATE") == "1" else "deflate"
 # The baseline's `jobs`: one message per stream as it ends, as `jobs` carries each
 # job's final event live (its earlier lifecycle events come before the clients are on).
 LIFECYCLE = "bench-stream:jobs"
+OPEN_TIMEOUT = 60.0  # s for a handshake: a thousand at once queue at the server
+SUBSCRIBE_WAIT = 120.0  # s for every client to be subscribed
 
 
 @dataclass
@@ -52,30 +56,95 @@ class Tally:
             self.latencies.append((now - ts) * 1000)
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
+def bucket(ms: float) -> str:
+    """A latency's histogram bucket: three significant digits (under 0.5% off)."""
+    return f"{ms:.3g}"
+
+
+def pct(hist: dict[str, int], p: float) -> float:
+    """The p-th percentile of a histogram of `bucket`s."""
+    total = sum(hist.values())
+    if not total:
         return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+    seen = 0
+    for key in sorted(hist, key=float):
+        seen += hist[key]
+        if seen > p / 100 * total:
+            return float(key)
+    return float(max(hist, key=float))
+
+
+def histogram(values: list[float]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for ms in values:
+        key = bucket(ms)
+        out[key] = out.get(key, 0) + 1
+    return out
 
 
 # -- Agentdeck over WebSockets -----------------------------------------------------------
-async def _ws_job(url: str, token: str, job: str, tally: Tally, ready: asyncio.Event) -> None:
-    async with connect(
+@dataclass
+class Why:
+    """What became of one client before its `subscribed`: to say why it never got one."""
+
+    stage: str = "connecting"  # connecting, open (subscribe sent), subscribed
+    frames: list[str] = field(default_factory=list)  # types of the frames before `subscribed`
+    close: str = ""  # the close code and reason, once the socket closed
+    error: str = ""  # what the client raised
+
+    def reason(self) -> str:
+        parts = [self.stage]
+        if self.frames:
+            parts.append("frames " + ",".join(self.frames[:3]))
+        if self.close:
+            parts.append("closed " + self.close)
+        if self.error:
+            parts.append(self.error)
+        return "; ".join(parts)
+
+
+def _closed(ws: ClientConnection) -> str:
+    code, reason = ws.close_code, ws.close_reason
+    return f"{code} {reason!r}" if code is not None else "without a close frame"
+
+
+async def _ws_open(url: str, token: str, frame: dict[str, Any], why: Why) -> ClientConnection:
+    ws = await connect(
         url,
         additional_headers={"Authorization": f"Bearer {token}"},
         max_size=None,
         compression=COMPRESSION,
-    ) as ws:
-        await ws.send(json.dumps({"op": "subscribe", "topic": f"job:{job}", "since": 0}))
+        open_timeout=OPEN_TIMEOUT,
+    )
+    await ws.send(json.dumps(frame))
+    why.stage = "open"
+    return ws
+
+
+def _noted(why: Why, frame: dict[str, Any]) -> None:
+    """Keep the frames before `subscribed`; a `reset` or an `error` there ends the client
+    (the server dropped the subscription: no `subscribed` will come)."""
+    if why.stage == "subscribed":
+        return
+    kind = str(frame.get("type"))
+    why.frames.append(kind)
+    if kind in ("reset", "error"):
+        raise ConnectionError(f"{kind} instead of subscribed: {json.dumps(frame)[:120]}")
+
+
+async def _ws_job(
+    url: str, token: str, job: str, tally: Tally, ready: asyncio.Event, why: Why
+) -> None:
+    ws = await _ws_open(url, token, {"op": "subscribe", "topic": f"job:{job}", "since": 0}, why)
+    try:
         last = 0
-        announced = False
         async for msg in ws:
             now = time.time()
             frame = orjson.loads(msg)
-            if frame.get("type") == "subscribed" and not announced:
-                announced = True
+            if frame.get("type") == "subscribed" and why.stage != "subscribed":
+                why.stage = "subscribed"
                 ready.set()
+            _noted(why, frame)
             for ev in frame.get("events", ()):
                 seq = ev["seq"]
                 if seq <= last:
@@ -88,25 +157,26 @@ async def _ws_job(url: str, token: str, job: str, tally: Tally, ready: asyncio.E
                 tally.see(now, ev["ts"])
                 if ev["state"] in FINAL and ev["type"].startswith("job."):
                     return
+        raise ConnectionError(f"closed {_closed(ws)} before the job ended")
+    finally:
+        why.close = _closed(ws)
+        await ws.close()
 
 
 async def _ws_jobs_topic(
-    url: str, token: str, jobs: set[str], tally: Tally, ready: asyncio.Event
+    url: str, token: str, jobs: set[str], tally: Tally, ready: asyncio.Event, why: Why
 ) -> None:
-    async with connect(
-        url,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        max_size=None,
-        compression=COMPRESSION,
-    ) as ws:
-        await ws.send(json.dumps({"op": "subscribe", "topic": "jobs"}))
+    ws = await _ws_open(url, token, {"op": "subscribe", "topic": "jobs"}, why)
+    try:
         last: dict[str, int] = {}
         left = set(jobs)
         async for msg in ws:
             now = time.time()
             frame = orjson.loads(msg)
-            if frame.get("type") == "subscribed":
+            if frame.get("type") == "subscribed" and why.stage != "subscribed":
+                why.stage = "subscribed"
                 ready.set()
+            _noted(why, frame)
             for ev in frame.get("events", ()):
                 job, seq = ev["job"], ev["seq"]
                 if job not in jobs:
@@ -120,6 +190,10 @@ async def _ws_jobs_topic(
                     left.discard(job)
                     if not left:
                         return
+        raise ConnectionError(f"closed {_closed(ws)} before every job ended")
+    finally:
+        why.close = _closed(ws)
+        await ws.close()
 
 
 # -- the baseline: bare Redis pub/sub -------------------------------------------------------
@@ -242,54 +316,74 @@ def publish(url: str, channels: list[str], rate: float, seconds: float, start_at
 
 
 # -- running them -----------------------------------------------------------------------
-async def _ready_even_if_failed(coro: Any, ready: asyncio.Event) -> None:
+async def _ready_even_if_failed(coro: Any, ready: asyncio.Event, why: Why) -> None:
     """A client that fails (its handshake refused, cut off) counts as failed, and as
     ready: the others do not wait for it."""
     try:
         await coro
+    except Exception as exc:
+        why.error = repr(exc)[:160]
+        raise
     finally:
         ready.set()
+
+
+def _reasons(whys: list[Why]) -> dict[str, int]:
+    """How many clients ended up each way, most common first."""
+    counts: dict[str, int] = {}
+    for why in whys:
+        counts[why.reason()] = counts.get(why.reason(), 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 async def run(mode: str, args: list[str]) -> dict[str, Any]:
     tally = Tally()
     readies: list[asyncio.Event] = []
+    whys: list[Why] = []
     coros = []
     if mode == "ws":
-        url, token, jobs_arg, watchers, topic_clients, timeout = args
+        url, token, jobs_arg, watched_arg, watchers, topic_clients, timeout = args
         jobs = [j for j in jobs_arg.split(",") if j]
-        for job in jobs:
+        for job in (j for j in watched_arg.split(",") if j):
             for _ in range(int(watchers)):
                 readies.append(ev := asyncio.Event())
-                coros.append(_ws_job(url, token, job, tally, ev))
+                whys.append(why := Why())
+                coros.append(_ws_job(url, token, job, tally, ev, why))
         for _ in range(int(topic_clients)):
             readies.append(ev := asyncio.Event())
-            coros.append(_ws_jobs_topic(url, token, set(jobs), tally, ev))
+            whys.append(why := Why())
+            coros.append(_ws_jobs_topic(url, token, set(jobs), tally, ev, why))
     else:
-        url, n_channels, watchers, topic_clients, timeout = args
-        channels = [f"bench-stream:{i}" for i in range(int(n_channels))]
+        url, first, last, watchers, topic_clients, timeout = args
+        channels = [f"bench-stream:{i}" for i in range(int(first), int(last))]
         for ch in channels:
             for _ in range(int(watchers)):
                 readies.append(ev := asyncio.Event())
+                whys.append(Why())
                 coros.append(_redis_sub(url, [ch], tally, ev))
         for _ in range(int(topic_clients)):
             readies.append(ev := asyncio.Event())
+            whys.append(Why())
             coros.append(_redis_sub(url, [LIFECYCLE], tally, ev))
     tasks = []
-    for coro, ready in zip(coros, readies, strict=True):
+    for coro, ready, why in zip(coros, readies, whys, strict=True):
         # connect a few at a time: a thousand handshakes at once time out
-        tasks.append(asyncio.ensure_future(_ready_even_if_failed(coro, ready)))
+        tasks.append(asyncio.ensure_future(_ready_even_if_failed(coro, ready, why)))
         if len(tasks) % 50 == 0:
             await asyncio.sleep(0.05)
-    try:
-        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in readies)), 120)
-    except TimeoutError:
-        waiting = sum(not e.is_set() for e in readies)
-        failed = [t for t in tasks if t.done() and t.exception() is not None]
-        print(f"{waiting} of {len(readies)} clients not subscribed after 120 s", file=sys.stderr)
-        for t in failed[:3]:
-            print(repr(t.exception()), file=sys.stderr)
-        raise
+    waits = [asyncio.ensure_future(e.wait()) for e in readies]
+    await asyncio.wait(waits, timeout=SUBSCRIBE_WAIT)
+    for w in waits:
+        w.cancel()
+    waiting = [why for why, e in zip(whys, readies, strict=True) if not e.is_set()]
+    if waiting:
+        # Left waiting: counted as failed (below), and said why on stderr.
+        print(
+            f"{len(waiting)} of {len(readies)} clients not subscribed after {SUBSCRIBE_WAIT:.0f} s:"
+            f" {_reasons(waiting)}",
+            file=sys.stderr,
+            flush=True,
+        )
     tally.live_from = time.time()
     cpu0, wall0 = time.process_time(), time.monotonic()
     print("ready", flush=True)
@@ -298,7 +392,8 @@ async def run(mode: str, args: list[str]) -> dict[str, Any]:
     tally.unfinished = len(pending)
     for t in pending:
         t.cancel()
-    failed = [repr(t.exception())[:200] for t in done if t.exception() is not None]
+    failed = [why for t, why in zip(tasks, whys, strict=True) if t in done and t.exception()]
+    unsubscribed = [why for why in whys if why.stage != "subscribed"] if mode == "ws" else []
     lat = tally.latencies
     return {
         "clients": len(tasks),
@@ -310,9 +405,10 @@ async def run(mode: str, args: list[str]) -> dict[str, Any]:
         "missing": tally.missing,
         "unfinished": tally.unfinished,
         "failed_clients": len(failed),
-        "failed": failed[:2],
-        "p50_ms": pct(lat, 50),
-        "p99_ms": pct(lat, 99),
+        "failed": _reasons(failed) if failed else {},
+        "unsubscribed": len(unsubscribed),
+        "unsubscribed_why": _reasons(unsubscribed) if unsubscribed else {},
+        "latency_ms": histogram(lat),
         "max_ms": max(lat, default=float("nan")),
     }
 

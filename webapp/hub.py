@@ -42,14 +42,19 @@ JOBS_TOPIC = "jobs"
 WORKERS_TOPIC = "workers"
 JOB_TOPIC_PREFIX = "job:"
 PRIMARY_CHECK_EVERY = 1.0  # seconds between asking the Sentinels where the primary is
-# Seconds from a pub/sub message in to its frames written to every client that could
-# take them at once (one whose socket is full gets them from its own flusher later).
+# Seconds from a pub/sub message (or a drain of several) in to its frames written to
+# every client that could take them at once (one whose socket is full gets them from
+# its own flusher later).
 FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 # Messages already waiting on the pub/sub connection are dispatched together, each
 # topic's events in one frame per client: a burst costs one send() per client, not one
 # per event. Bounded so a frame stays small and the first of a burst is not held long.
 BURST_MESSAGES = 256
 BURST_CHARS = 128 * 1024
+# Replays reading Redis at once: a burst of subscribes (a thousand watchers at a page
+# load) holds at most this many of the web's Redis connections (AGENTDECK_REDIS_CONNECTIONS)
+# and waits here for the rest, leaving the pool to requests, the recorder and the listener.
+REPLAY_CONCURRENCY = 32
 
 
 class FanoutTimes:
@@ -99,6 +104,7 @@ class Hub(Loop):
         self.delivered = 0  # job events handed to a client's subscription, live
         self.fanout = FanoutTimes()
         self._subscribed_before = False
+        self._replaying = threading.BoundedSemaphore(REPLAY_CONCURRENCY)
 
     # -- lifecycle ------------------------------------------------------------
     def stop(self, timeout: float | None = None) -> bool:
@@ -142,7 +148,8 @@ class Hub(Loop):
         topic = JOB_TOPIC_PREFIX + job
         if epoch is not None and since > 0:
             try:
-                current = self.epoch()
+                with self._replaying:  # a reconnect storm asks this of Redis at once too
+                    current = self.epoch()
             except redis.RedisError as exc:  # Redis away: nothing to replay from, as in _replay
                 log.warning("epoch of %s unknown: %s", job, exc)
                 client.put(json.dumps({"type": "reset", "topic": topic}))
@@ -191,11 +198,15 @@ class Hub(Loop):
         if since is None:
             return  # unsubscribed meanwhile
         replay: Replay | None
-        try:
-            replay = events_since(self.redis, self.sessions, self.keys, job, since)
-        except Exception as exc:  # Redis or SQL away: the client must reload later
-            log.warning("replay of %s failed: %s", job, exc)
-            replay = None
+        epoch = ""
+        with self._replaying:
+            try:
+                replay = events_since(self.redis, self.sessions, self.keys, job, since)
+            except Exception as exc:  # Redis or SQL away: the client must reload later
+                log.warning("replay of %s failed: %s", job, exc)
+                replay = None
+            if announce and replay is not None:
+                epoch = self._epoch_or_empty()
         if replay is None or not replay.complete:
             if sub.close():  # still subscribed until now: it must reload
                 with self.lock:
@@ -204,7 +215,6 @@ class Hub(Loop):
             return
         frame = None
         if announce:
-            epoch = self._epoch_or_empty()
             frame = json.dumps(
                 {"type": "subscribed", "topic": sub.topic, "head": replay.head, "epoch": epoch}
             )
@@ -237,6 +247,11 @@ class Hub(Loop):
                 msg = pubsub.get_message(timeout=1.0)
                 if msg is not None:
                     self._dispatch_burst(self._burst(pubsub, msg))
+                    # Under a flood the next message is already buffered and reading it
+                    # never waits: yield, or (gevent) nothing else in the process runs,
+                    # neither subscribes, flushers and pings nor gunicorn's heartbeat,
+                    # whose arbiter then kills the worker (WORKER TIMEOUT, every socket).
+                    time.sleep(0)
                 if time.monotonic() >= check_at:
                     # Through Sentinel: a primary failed over while it runs on keeps this
                     # subscription, deaf to what is published on the new one.

@@ -312,3 +312,30 @@ def test_a_burst_with_repeats_and_a_gap_sends_what_continues_and_holds_the_rest(
     assert since == 4
     assert not sub.finish_replay([(5, envelope(5)), (6, envelope(6))])
     assert sink.seqs() == [4, 5, 6, 7]
+
+
+RUNS = [
+    [1, 2, 3],  # continues `last`: one frame
+    [1, 1, 2],  # a repeat inside the run
+    [2, 3],  # a gap before the run
+    [1, 3, 4],  # a gap inside it
+    [0, 1, 2],  # an old one first
+    [1, 2, 5, 3, 4],  # a gap, then what fills it
+]
+
+
+@pytest.mark.parametrize("seqs", RUNS)
+def test_a_run_of_live_events_does_what_offering_them_one_by_one_does(seqs: list[int]) -> None:
+    # given two subscriptions live from 0, with the events in the log that pub/sub brings
+    # (as `seqs`), one by one to the first and as one run to the second
+    one_by_one, as_run = World(since=0, published=0), World(since=0, published=0)
+    for w in (one_by_one, as_run):
+        w.replay(1)
+        w.run([("pub", seq) for seq in range(1, max(seqs) + 1)])
+    for seq in seqs:
+        one_by_one.wanted += one_by_one.sub.offer_live(seq, envelope(seq))
+    as_run.wanted += as_run.sub.offer_live_many([(s, envelope(s)) for s in seqs])
+    # then the client is sent the same seqs, a replay is asked for alike, and both settle
+    assert as_run.sink.seqs() == one_by_one.sink.seqs()
+    assert (as_run.wanted, as_run.sub.live) == (one_by_one.wanted, one_by_one.sub.live)
+    assert as_run.settle() == one_by_one.settle() == list(range(1, max(seqs) + 1))
