@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     worker can run would only fail them later."""
     from flask import Flask
 
+    from webapp import psycopg_wait
     from webapp.auth import init_auth
     from webapp.auth.sockets import SocketWarden
     from webapp.errors import register_error_handlers
@@ -56,6 +57,7 @@ def create_app(settings: Settings | None = None, *, background: bool = True) -> 
     from workers.settings import get_settings
 
     settings = settings or get_settings()
+    psycopg_wait.install()  # under gevent (gunicorn's worker) only
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         load_agents(settings.agent_modules)
