@@ -112,8 +112,10 @@ def test_web_sigterm_says_going_away_to_clients(web: WebService) -> None:
 
 @pytest.fixture
 def small_queue_web(platform: Platform) -> Iterator[WebService]:
+    # 4 MiB: a reader starved of CPU for a second and a half (a loaded CI machine) keeps
+    # up; the one that never reads passes it within the ~10 MB stream all the same.
     service = WebService(
-        platform, name="web-small-queue", extra_env={"AGENTDECK_CLIENT_QUEUE_BYTES": "1048576"}
+        platform, name="web-small-queue", extra_env={"AGENTDECK_CLIENT_QUEUE_BYTES": "4194304"}
     )
     service.start()
     yield service
