@@ -266,7 +266,7 @@ def redis_baseline(platform: Platform, shape: Shape) -> dict[str, Any]:
     try:
         publisher.wait(timeout)
     except subprocess.TimeoutExpired:
-        # Behind on a saturated machine: what was not published counts as not delivered.
+        # Behind on a saturated machine: what is not published counts as not delivered.
         print(f"  the baseline's publisher was still at it after {timeout:.0f} s", flush=True)
         publisher.kill()
         publisher.wait()

@@ -44,7 +44,7 @@ def test_rows_are_stored_as_given(pg: Engine) -> None:
     rows = [row(owner), row(owner, "k1"), row(owner, input_text="null")]
     # when they are copied
     copy_rows(pg, Job.__tablename__, COLUMNS, rows)
-    # then each is stored as it was given
+    # then each is stored as given
     assert stored(pg, owner) == [
         ({"text": "é \u0000"}, None, rows[0][6]),
         ({"text": "é \u0000"}, "k1", rows[1][6]),

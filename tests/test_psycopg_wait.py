@@ -71,7 +71,7 @@ def test_psycopg_waits_under_gevent(sql_engine: Engine) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    # then the wait was used, and the answers are right
+    # then the wait is in use, and the answers are right
     assert out["installed"] is True
     assert out["sums"] == [5000, sum(range(5000)), "999"]
     # and the ticker ran during the slow query (~30 ticks) and the executemany (which

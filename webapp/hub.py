@@ -42,7 +42,7 @@ JOBS_TOPIC = "jobs"
 WORKERS_TOPIC = "workers"
 JOB_TOPIC_PREFIX = "job:"
 PRIMARY_CHECK_EVERY = 1.0  # seconds between asking the Sentinels where the primary is
-# Seconds from a pub/sub message (or a drain of several) in to its frames written to
+# Seconds from a pub/sub message (or a burst of several) in to its frames written to
 # every client that could take them at once (one whose socket is full gets them from
 # its own flusher later).
 FANOUT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)

@@ -19,7 +19,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from psycopg import errors, waiting
+
 MAX_BUSY_TIME = 0.005  # as psycopg's wait_async
+
+_MASKS = {  # psycopg's wait state -> poll events
+    waiting.WAIT_R: select.POLLIN,
+    waiting.WAIT_W: select.POLLOUT,
+    waiting.WAIT_RW: select.POLLIN | select.POLLOUT,
+}
 
 _real_poll: Callable[[], Any] | None = None
 _last_yield = 0.0  # when a wait last let the other greenlets run
@@ -35,8 +43,6 @@ def install() -> bool:
         return False
     if not monkey.is_module_patched("select"):
         return False
-    from psycopg import waiting
-
     if waiting.wait is wait:
         return True
     if waiting.wait is not waiting.wait_poll:  # psycopg was imported before gevent patched
@@ -48,16 +54,9 @@ def install() -> bool:
 
 def wait(gen: Any, fileno: int, interval: float = 0.0, timeout: float | None = None) -> Any:
     """psycopg's `waiting.wait_poll`, asking first whether the socket is ready now."""
-    from psycopg import errors
-    from psycopg import waiting as w
-
     global _last_yield
     assert _real_poll is not None
-    masks = {
-        w.WAIT_R: select.POLLIN,
-        w.WAIT_W: select.POLLOUT,
-        w.WAIT_RW: select.POLLIN | select.POLLOUT,
-    }
+    masks = _MASKS
     deadline = time.monotonic() + timeout if timeout is not None else None
     interval = max(interval, 0.0)
     try:
@@ -78,13 +77,13 @@ def wait(gen: Any, fileno: int, interval: float = 0.0, timeout: float | None = N
                     t = max(0.0, min(interval, deadline - time.monotonic()))
                 events = green_poll.poll(int(t * 1000.0))
                 _last_yield = time.monotonic()
-            ready: int = w.READY_NONE
+            ready: int = waiting.READY_NONE
             if events:
                 ev = events[0][1]
                 if ev & select.POLLIN:
-                    ready = w.READY_R
+                    ready = waiting.READY_R
                 if ev & select.POLLOUT:
-                    ready |= w.READY_W
+                    ready |= waiting.READY_W
                 if not ready and ev & ~(select.POLLIN | select.POLLOUT):
                     raise errors.OperationalError("connection socket closed")
             new = gen.send(ready)

@@ -319,6 +319,7 @@ class _Sender:
     send_task_message: Callable[..., Any]
     default_queue: str
     reply_to: str
+    origin: str
     declare: dict[str, Any]
 
     @classmethod
@@ -331,6 +332,7 @@ class _Sender:
             amqp.send_task_message,
             conf.task_default_queue,
             celery.thread_oid,
+            _origin(),
             # Redis delivers to a queue by name: nothing to declare. An AMQP
             # exchange drops a message for a queue nobody declared yet.
             {"declare": []} if is_redis(str(conf.broker_url)) else {},
@@ -350,7 +352,7 @@ class _Sender:
             time_limit=options.get("time_limit"),
             soft_time_limit=options.get("soft_time_limit"),
             reply_to=self.reply_to,
-            origin=_origin(),
+            origin=self.origin,
             argsrepr=argsrepr,
             kwargsrepr="{}",
         )
@@ -383,7 +385,8 @@ def _placeholders(paramstyle: str, n: int) -> list[str]:
 
 @functools.cache
 def _origin() -> str:
-    """The message's `origin` header, as Celery fills it in (a gethostname per message)."""
+    """The messages' `origin` header, as Celery fills it in (Celery asks per message; a
+    batch asks once)."""
     return str(anon_nodename())
 
 
