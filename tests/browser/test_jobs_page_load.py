@@ -36,11 +36,11 @@ PAGES = int(os.environ.get("AGENTDECK_LOAD_PAGES", "5"))
 SECONDS = float(os.environ.get("AGENTDECK_LOAD_SECONDS", "10"))
 QUEUE = "plain-load"
 LONG_TASK_MS = 100
-LOAD_NICENESS = 19
-# tasks/s: below this the load is too light for the test to mean anything. The niced
-# worker shares two cores with five busy renderers: 90-280 tasks/s on the CI VM (each
-# task three lifecycle events: hundreds of events a second through the page's topic).
-MIN_RATE = 50
+# tasks/s: below this the load is too light for the test to mean anything. A page's
+# coalesced topic sends at most 10 frames a second and each task makes three lifecycle
+# events, so at 10 tasks/s every frame merges three events or more. The worker shares
+# two cores with the renderers and the rest: 14-280 tasks/s seen on CI VMs.
+MIN_RATE = 10
 
 # Each page records its long tasks (Chromium reports tasks over 50 ms) from now on.
 OBSERVE_LONG_TASKS = """
@@ -71,15 +71,11 @@ print(sent, flush=True)
 
 @pytest.fixture
 def load_worker(platform: Platform) -> Iterator[PlainWorker]:
-    """The plain app's worker, at the lowest CPU priority: in use the browsers are on
-    other machines than the workers; here they share two cores, and a worker at full
-    rate would otherwise take the browsers' time slices (and make their tasks long)."""
+    """The plain app's worker, at the same CPU priority as the browsers: a niced one
+    starved on a busy VM (14 tasks/s), and the pages are judged on their main threads'
+    CPU time, which the worker's share of the cores does not lengthen."""
     w = PlainWorker(platform, concurrency=2, queue=QUEUE)
     w.start()
-    assert w.pid is not None
-    root = psutil.Process(w.pid)
-    for p in [root, *root.children(recursive=True)]:
-        p.nice(LOAD_NICENESS)
     yield w
     w.stop(timeout=10)
 
@@ -157,7 +153,7 @@ def test_the_jobs_page_stays_responsive_under_a_workers_full_rate(
         cpu_before, t0 = _cpu_seconds(web_proc), time.monotonic()
         # when plain tasks flow at the worker's full rate
         producer = subprocess.run(
-            ["nice", "-n", str(LOAD_NICENESS), sys.executable, "-c", PRODUCER, QUEUE, str(SECONDS)],
+            [sys.executable, "-c", PRODUCER, QUEUE, str(SECONDS)],
             cwd=REPO_ROOT,
             env=platform.env(),
             capture_output=True,

@@ -46,6 +46,18 @@ def nap(seconds: float) -> float:
     return seconds
 
 
+@app.task(name="plain.hold")
+def hold(key: str, timeout: float = 60) -> str:
+    """Runs until a test releases `key` (see `release`), or for `timeout` seconds."""
+    got = redis.Redis.from_url(BACKEND).blpop([f"plain-hold:{key}"], timeout=timeout)
+    return "released" if got else "timed out"
+
+
+def release(key: str) -> None:
+    """Lets the `hold` task of `key` finish."""
+    redis.Redis.from_url(BACKEND).rpush(f"plain-hold:{key}", 1)
+
+
 @app.task(name="plain.greet")
 def greet(name: str, user: int = 0) -> str:
     return f"hello {name} #{user}"

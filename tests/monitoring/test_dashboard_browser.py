@@ -196,3 +196,31 @@ def test_the_dashboard_of_a_fresh_install_reads_well_and_averages_rates(
     highest = max(s["succeeded"] for s in drawn)
     assert top >= highest * 1.05
     assert highest >= top / 10  # not squeezed against the bottom
+
+
+def test_every_axis_top_gets_round_steps_whole_ones_for_counts(
+    dash: Page, fresh: WebService
+) -> None:
+    # given the charts' axis rule, as the dashboard loads it
+    page = dash
+    page.goto(f"{fresh.url}/monitor/")
+    maxima = [0, 0.3, 0.9, 1, 1.7, 2.3, 3, 7, 8, 9.5, 11, 23, 37, 99, 250, 4_321, 77_777]
+    # when it draws an axis for each maximum, counts (whole numbers) and rates
+    axes = page.evaluate(
+        """async (maxima) => {
+          const { yTicks } = await import("/static/monitor/chart.js");
+          return maxima.flatMap((max) => [true, false].map((integer) => (
+            { max, integer, ticks: yTicks(max, { integer }) })));
+        }""",
+        maxima,
+    )
+    # then each axis reaches past its maximum in round steps, whole ones for counts
+    assert len(axes) == 2 * len(maxima)
+    for axis in axes:
+        ticks = axis["ticks"]
+        assert ticks[0] == 0 and len(ticks) >= 2 and ticks[-1] >= axis["max"], axis
+        step = ticks[1]
+        assert round(step / 10 ** math.floor(math.log10(step)), 6) in {1, 2, 2.5, 5}, axis
+        assert all(math.isclose(v, i * step) for i, v in enumerate(ticks)), axis
+        if axis["integer"]:
+            assert all(float(v).is_integer() for v in ticks), axis

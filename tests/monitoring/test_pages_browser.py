@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import unquote
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import APIResponse, Page, Route, expect
 
 from tests.monitoring import plain_app
 from tests.monitoring.conftest import PlainWorker
-from tests.monitoring.helpers import Api, wait_final, wait_state
+from tests.monitoring.helpers import Api, eventually, wait_final, wait_state
 from tests.support import WebService
 
 
@@ -46,6 +47,52 @@ def test_tasks_page_searches_and_follows_states_live(
     # and a new task offers itself without moving the page under the reader
     plain_app.add.delay(1, 1)
     expect(page.locator("#new-tasks")).to_be_visible()
+
+
+def test_a_task_that_ends_while_the_list_loads_is_shown_ended(
+    page: Page, web: WebService, api: Api, online_plain_worker: PlainWorker
+) -> None:
+    # given a running task, its row STARTED in SQL history
+    key = uuid.uuid4().hex
+    running = plain_app.hold.delay(key)
+    eventually(
+        lambda: api.request("GET", f"/api/task/info/{running.id}").json(),
+        lambda t: t.get("state") == "STARTED",
+        timeout=30,
+    )
+    # and the tasks page, showing other tasks
+    with page.expect_websocket() as opened:
+        page.goto(f"{web.url}/monitor/tasks?search=state:FAILURE+{key}")
+    expect(page.locator("#tasks-empty")).to_be_visible()
+    socket = opened.value
+    stale: list[APIResponse] = []
+
+    def finish_while_loading(route: Route) -> None:
+        # the list is read while the task runs; the task ends and its event reaches
+        # the page before that (now stale) list does
+        stale.append(route.fetch())
+        with socket.expect_event(
+            "framereceived",
+            lambda frame: running.id in str(frame) and '"SUCCESS"' in str(frame),
+            timeout=15_000,
+        ):
+            plain_app.release(key)
+        route.fulfill(response=stale[-1])
+
+    page.route(
+        lambda url: "/api/monitor/tasks?" in url and key in unquote(url) and not stale,
+        finish_while_loading,
+    )
+    # when the reader searches for it
+    page.fill('input[name="search"]', key)
+    page.click('#task-filters button[type="submit"]')
+    # then its row shows it ended, though the list it came in said STARTED
+    row = page.locator(f'#tasks tbody tr[data-task="{running.id}"]')
+    expect(row).to_have_attribute("data-state", "SUCCESS", timeout=15_000)
+    assert [t["state"] for t in stale[0].json()["tasks"]] == ["STARTED"]
+    expect(row.locator(".state .badge")).to_have_text("SUCCESS")
+    # and once history has it, the row is history's (its runtime shown)
+    expect(row.locator(".dur")).not_to_have_text("—", timeout=15_000)
 
 
 def test_task_page_retries_a_failed_task(

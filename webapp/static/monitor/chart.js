@@ -33,7 +33,8 @@ function decimals(step) {
 export function yTicks(max, { floor = 1, integer = false, count = 4 } = {}) {
   const top = Math.max(floor, max * 1.1);
   let step = niceStep(top / count);
-  if (integer) step = Math.max(1, Math.ceil(step));
+  // Counts take whole steps; a round one (2.5 → 5, 0.5 → 1), not the next integer (3).
+  if (integer && !Number.isInteger(step)) step = step < 1 ? 1 : niceStep(Math.ceil(step));
   const n = Math.ceil(top / step - 1e-9);
   return Array.from({ length: n + 1 }, (_, i) => Number((i * step).toFixed(decimals(step))));
 }

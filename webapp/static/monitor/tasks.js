@@ -41,9 +41,33 @@ function row(t) {
   return tr;
 }
 
+// The newest state each task's events gave (by seq), whether or not its row is on
+// screen: SQL history is written after the event goes out, so a reload or a row's
+// refresh can read an older state than the page has seen; the newer one wins.
+const live = new Map(); // task id -> {seq, state}
+const LIVE_KEPT = 5000;
 const refreshing = new Map(); // task id -> timer: one fetch per burst of events
+const REFRESH_MS = 150;
+const REFRESH_TRIES = 8;
 
-function refreshRow(id) {
+function noteLive(ev) {
+  const known = live.get(ev.job);
+  if (known && known.seq >= ev.seq) return false;
+  live.delete(ev.job); // re-inserted last: the oldest entries are dropped first
+  live.set(ev.job, { seq: ev.seq, state: ev.state });
+  if (live.size > LIVE_KEPT) live.delete(live.keys().next().value);
+  return true;
+}
+
+/** The row for `t`, with the live state if history has not caught up yet; and whether it had. */
+function liveRow(t) {
+  const known = live.get(t.uuid);
+  const behind = known !== undefined && known.seq > (t.clock ?? 0);
+  const tr = row(behind ? { ...t, state: known.state } : t);
+  return { tr, behind };
+}
+
+function refreshRow(id, tries = 0) {
   clearTimeout(refreshing.get(id));
   refreshing.set(id, setTimeout(async () => {
     refreshing.delete(id);
@@ -51,13 +75,14 @@ function refreshRow(id) {
       const t = await mapi(`/api/monitor/tasks/${encodeURIComponent(id)}`);
       const old = rows.get(id);
       if (!old) return;
-      const tr = row(t);
+      const { tr, behind } = liveRow(t);
       old.replaceWith(tr);
       rows.set(id, tr);
+      if (behind && tries < REFRESH_TRIES) refreshRow(id, tries + 1);
     } catch {
       // keep the row as it is
     }
-  }, 150));
+  }, REFRESH_MS * 2 ** tries));
 }
 
 function syncUrl() {
@@ -84,9 +109,10 @@ async function load() {
   rows.clear();
   clear(tbody);
   for (const t of data.tasks) {
-    const tr = row(t);
+    const { tr, behind } = liveRow(t);
     rows.set(t.uuid, tr);
     tbody.append(tr);
+    if (behind) refreshRow(t.uuid);
   }
   empty.hidden = data.tasks.length > 0;
   const first = data.tasks.length ? query.offset + 1 : 0;
@@ -156,6 +182,7 @@ newBtn.addEventListener("click", restart);
 subscribe("jobs", {
   onEvents(events) {
     for (const ev of events) {
+      if (!noteLive(ev)) continue; // older than what the page holds
       const tr = rows.get(ev.job);
       if (tr) {
         tr.dataset.state = ev.state;
