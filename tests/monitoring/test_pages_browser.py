@@ -95,6 +95,35 @@ def test_a_task_that_ends_while_the_list_loads_is_shown_ended(
     expect(row.locator(".dur")).not_to_have_text("—", timeout=15_000)
 
 
+def test_a_task_page_whose_history_lags_shows_the_state_its_events_gave(
+    page: Page, web: WebService, api: Api, online_plain_worker: PlainWorker
+) -> None:
+    # given a running task's page
+    key = uuid.uuid4().hex
+    running = plain_app.hold.delay(key)
+    wait_state(api, running.id, "STARTED")
+    page.goto(f"{web.url}/monitor/tasks/{running.id}")
+    expect(page.locator("#task-state")).to_have_text("STARTED")
+    # and history that, read just after the task ends, still says STARTED twice
+    url = f"{web.url}/api/monitor/tasks/{running.id}"
+    stale = page.request.get(url)
+    assert stale.json()["state"] == "STARTED"
+    served: list[str] = []
+
+    def lagging(route: Route) -> None:
+        served.append(route.request.url)
+        route.fulfill(response=stale)
+
+    page.route(lambda u: u == url and len(served) < 2, lagging)
+    # when the task ends
+    plain_app.release(key)
+    # then the page shows the state its event gave, and history's fields once it has them
+    expect(page.locator("#task-state")).to_have_text("SUCCESS", timeout=15_000)
+    expect(page.locator('[data-fact="runtime"] dd')).not_to_have_text("—", timeout=15_000)
+    expect(page.locator("#task-state")).to_have_text("SUCCESS")
+    assert len(served) == 2
+
+
 def test_task_page_retries_a_failed_task(
     admin_page: Page, web: WebService, api: Api, online_plain_worker: PlainWorker
 ) -> None:

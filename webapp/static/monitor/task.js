@@ -54,19 +54,34 @@ function render(t) {
   $("#retry").hidden = !admin || !t.retryable;
 }
 
-async function load() {
+// SQL history is written after an event goes out: a read soon after one can be older
+// than the page has seen. Then the event's state is shown and the read tried again.
+let seen = { seq: 0, state: null };
+const RELOAD_MS = 150;
+const RELOAD_TRIES = 8;
+
+async function load(tries = 0) {
   try {
-    render(await mapi(`/api/monitor/tasks/${encodeURIComponent(id)}`));
-    return task.clock || 0;
+    const t = await mapi(`/api/monitor/tasks/${encodeURIComponent(id)}`);
+    const behind = (t.clock || 0) < seen.seq;
+    render(behind ? { ...t, state: seen.state } : t);
+    if (behind && tries < RELOAD_TRIES) reloadSoon(tries + 1);
+    return t.clock || 0;
   } catch (e) {
     say(status, e.status === 404 ? "No such task (yet)." : `Could not load: ${e.message}`, false);
     return 0;
   }
 }
 
-function reloadSoon() {
+function reloadSoon(tries = 0) {
   clearTimeout(timer);
-  timer = setTimeout(load, 150);
+  timer = setTimeout(() => load(tries), RELOAD_MS * 2 ** tries);
+}
+
+function onEvents(events) {
+  for (const ev of events) if (ev.seq > seen.seq) seen = { seq: ev.seq, state: ev.state };
+  if (task) setBadge($("#task-state"), seen.state);
+  reloadSoon();
 }
 
 async function act(path, label) {
@@ -95,5 +110,5 @@ adminBar((isAdmin) => {
   if (task) render(task);
 });
 load().then((seq) => {
-  subscribe(`job:${id}`, { since: seq, onEvents: reloadSoon, onReset: load });
+  subscribe(`job:${id}`, { since: seq, onEvents, onReset: () => load() });
 });
