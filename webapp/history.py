@@ -2,42 +2,132 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from workers.envelope import Event
+from workers.envelope import Event, encode_data
 from workers.events import EventType
 from workers.models import EventRow, Job
+
+# An events row: job, seq, type, ts, state, and the data as its JSON text.
+EventValues = tuple[str, int, str, float, str, str]
+
+# The types `apply_event` folds into more of the row than the state, the seq and the
+# time (`folds_only_head`); a job's other events are folded in one UPDATE of those.
+FIELD_TYPES = frozenset(
+    {
+        EventType.JOB_QUEUED,
+        EventType.JOB_RECEIVED,
+        EventType.JOB_STARTED,
+        EventType.JOB_RETRYING,
+        EventType.JOB_SUCCEEDED,
+        EventType.JOB_FAILED,
+        EventType.JOB_CANCELLED,
+        EventType.JOB_LOST,
+    }
+)
+
+_INSERT_EVENTS = {
+    "sqlite": "INSERT INTO events (job_id, seq, type, ts, state, data) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (job_id, seq) DO NOTHING",
+    "postgresql": "INSERT INTO events (job_id, seq, type, ts, state, data)"
+    " SELECT j, s, t, ts, st, d::json FROM unnest("
+    "%s::text[], %s::int[], %s::text[], %s::float8[], %s::text[], %s::text[]"
+    ") AS u(j, s, t, ts, st, d) ON CONFLICT (job_id, seq) DO NOTHING",
+}
+_SET_HEADS = {
+    "sqlite": "UPDATE jobs SET last_seq = ?2, updated_at = ?3, state = ?4"
+    " WHERE id = ?1 AND last_seq < ?2",
+    "postgresql": "UPDATE jobs SET last_seq = u.s, updated_at = u.ts, state = u.st FROM unnest("
+    "%s::text[], %s::int[], %s::float8[], %s::text[]) AS u(id, s, ts, st)"
+    " WHERE jobs.id = u.id AND jobs.last_seq < u.s",
+}
+
+
+def event_values(event: Event, data_text: str | None = None) -> EventValues:
+    """`event` as an events row (`data_text`: its data's JSON text, when at hand)."""
+    data = encode_data(event.data) if data_text is None else data_text
+    return (event.job, event.seq, event.type, event.ts, event.state, data)
+
+
+def insert_event_rows(session: Session, rows: list[EventValues]) -> None:
+    """Insert events; a `(job, seq)` already stored is left as it is."""
+    if rows and not _run_many(session, _INSERT_EVENTS, rows):  # pragma: no cover
+        keys = ("job_id", "seq", "type", "ts", "state", "data")
+        values = [dict(zip(keys, (*r[:5], json.loads(r[5])), strict=True)) for r in rows]
+        session.execute(insert(EventRow), values)  # another database: a plain insert
+
+
+def _run_many(session: Session, statements: Mapping[str, str], rows: list[Any]) -> bool:
+    """The dialect's statement for every row: on PostgreSQL one statement over the rows'
+    columns as arrays (psycopg sends an executemany as one statement a row), on SQLite
+    an executemany. False on another database."""
+    conn = session.connection()
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        conn.exec_driver_sql(statements[dialect], columns)
+    elif dialect == "sqlite":
+        conn.exec_driver_sql(statements[dialect], rows)
+    else:  # pragma: no cover
+        return False
+    return True
 
 
 def insert_events_ignoring_duplicates(session: Session, events: list[Event]) -> None:
     """Insert events; a `(job, seq)` already stored is left as it is."""
-    if not events:
+    insert_event_rows(session, [event_values(e) for e in events])
+
+
+def job_heads(session: Session, ids: list[str]) -> dict[str, int]:
+    """{job id: last seq stored} of those of `ids` that have a row (locked until the
+    transaction ends, on PostgreSQL: another recorder waits)."""
+    query = select(Job.id, Job.last_seq).where(Job.id.in_(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {job_id: last_seq or 0 for job_id, last_seq in session.execute(query)}
+
+
+def folds_only_head(events: Iterable[Event]) -> bool:
+    """Whether `apply_event` would set only the state, last seq and time of these."""
+    return not any(e.type in FIELD_TYPES for e in events)
+
+
+def set_heads(session: Session, heads: list[tuple[str, int, float, str]]) -> None:
+    """Fold jobs' events of `folds_only_head` types: for each (job id, last seq, its ts,
+    its state), what `apply_event` sets, on a row that holds an older seq."""
+    if heads and not _run_many(session, _SET_HEADS, heads):  # pragma: no cover
+        for job_id, seq, ts, state in heads:  # another database: through the ORM
+            row = session.get(Job, job_id)
+            if row is not None and (row.last_seq or 0) < seq:
+                row.last_seq, row.updated_at, row.state = seq, ts, state
+
+
+def fold_events(
+    session: Session, known: Mapping[str, int], events_by_job: Mapping[str, list[Event]]
+) -> None:
+    """Fold each job's events (in seq order) into its row, created if `known` (its
+    `job_heads`) lacks it."""
+    ids = list(events_by_job)
+    if not ids:
         return
-    rows: list[dict[str, Any]] = [
-        {
-            "job_id": e.job,
-            "seq": e.seq,
-            "type": e.type,
-            "ts": e.ts,
-            "state": e.state,
-            "data": e.data,
-        }
-        for e in events
-    ]
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(EventRow).on_conflict_do_nothing(
-            index_elements=["job_id", "seq"]
-        )
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(EventRow).on_conflict_do_nothing(index_elements=["job_id", "seq"])
-    else:  # pragma: no cover - other databases: plain insert
-        stmt = insert(EventRow)
-    session.execute(stmt, rows)
+    query = select(Job).where(Job.id.in_(ids))
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()
+    rows = {job.id: job for job in session.scalars(query)} if any(i in known for i in ids) else {}
+    for job_id, events in events_by_job.items():
+        if not events:
+            continue
+        job = rows.get(job_id)
+        if job is None:
+            job = new_job_row(events[0])
+            session.add(job)
+        for event in events:
+            apply_event(job, event)
 
 
 def new_job_row(event: Event) -> Job:

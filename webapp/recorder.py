@@ -17,18 +17,28 @@ import time
 from dataclasses import replace
 
 import redis
-from sqlalchemy import select
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from webapp import quarantine
-from webapp.history import apply_event, insert_events_ignoring_duplicates, new_job_row
+from webapp.history import (
+    EventValues,
+    apply_event,
+    event_values,
+    fold_events,
+    folds_only_head,
+    insert_event_rows,
+    insert_events_ignoring_duplicates,
+    job_heads,
+    new_job_row,
+    set_heads,
+)
 from webapp.loops import Loop
 from webapp.services import text
 from webapp.strict_json import may_need_scrub, scrub
 from workers import lua
-from workers.envelope import EnvelopeError, Event, decode
+from workers.envelope import EnvelopeError, Event, decode, encode_data, read_row
 from workers.hooks import Hook
 from workers.models import Job
 from workers.replay_log import read_log, read_logs
@@ -50,6 +60,7 @@ class Recorder(Loop):
         self._clear = client.register_script(lua.CLEAR_IF_UNCHANGED)
         self.recorded = 0  # events this process stored in SQL
         self.quarantined = 0
+        self.passes_one_by_one = 0  # passes whose jobs could not be recorded together
         self._failures: dict[bytes, int] = {}  # dirty-set member -> failed attempts
 
     def tick(self) -> float | None:
@@ -122,41 +133,39 @@ class Recorder(Loop):
     def _record_together(self, entries: list[tuple[bytes, float]]) -> bool:
         """Record every dirty job in one transaction, one read of their logs and one
         clearing round trip (a busy web process records hundreds of jobs a second).
+        A job whose new events only move its state and seq (a stream's output) costs
+        one row of a single UPDATE; its events go in as the text they came in.
         False when that failed: the caller records them one by one, where one bad job
         is told from the others (and quarantined)."""
-        events: list[Event] = []
+        rows: list[EventValues] = []
         try:
             ids = [text(member) for member, _ in entries]
             with self.sessions.begin() as s:
-                query = select(Job).where(Job.id.in_(ids))
-                if s.get_bind().dialect.name == "postgresql":
-                    query = query.with_for_update()
-                rows = {job.id: job for job in s.scalars(query)}
-                logs = read_logs(
-                    self.redis, self.keys, [(i, rows[i].last_seq if i in rows else 0) for i in ids]
-                )
+                known = job_heads(s, ids)
+                logs = read_logs(self.redis, self.keys, [(i, known.get(i, 0)) for i in ids])
+                heads: list[tuple[str, int, float, str]] = []
+                folded: dict[str, list[Event]] = {}
                 for job_id, (_, raws) in zip(ids, logs, strict=True):
-                    decoded = [_decoded(job_id, raw) for raw in raws]
-                    got = [event for event in decoded if event is not None]
+                    got = [row for raw in raws if (row := _row(job_id, raw)) is not None]
                     if not got:
                         continue
-                    job = rows.get(job_id)
-                    if job is None:
-                        job = new_job_row(got[0])
-                        s.add(job)
-                    for event in got:
-                        apply_event(job, event)
-                    events.extend(got)
-                if events:
-                    insert_events_ignoring_duplicates(s, events)
-            pipe = self.redis.pipeline(transaction=False)
-            for member, score in entries:
-                self._clear(keys=[self.keys.dirty], args=[member, int(score)], client=pipe)
-            pipe.execute()
+                    rows.extend(event_values(event, data) for event, data in got)
+                    events = [event for event, _ in got]
+                    if job_id in known and folds_only_head(events):
+                        last = events[-1]
+                        heads.append((job_id, last.seq, last.ts, last.state))
+                    else:
+                        folded[job_id] = events
+                fold_events(s, known, folded)
+                set_heads(s, heads)
+                insert_event_rows(s, rows)
+            pairs = [arg for member, score in entries for arg in (member, int(score))]
+            self._clear(keys=[self.keys.dirty], args=pairs)
         except Exception as exc:
             log.info("recording %d jobs together failed, one by one now: %r", len(entries), exc)
+            self.passes_one_by_one += 1
             return False
-        self.recorded += len(events)
+        self.recorded += len(rows)
         return True
 
     def record_job(self, job_id: str) -> int:
@@ -185,6 +194,14 @@ class Recorder(Loop):
             insert_events_ignoring_duplicates(s, events)
         self.recorded += len(events)
         return len(events)
+
+
+def _row(job_id: str, raw: str) -> tuple[Event, str] | None:
+    """An envelope's event and its data's JSON text for SQL; None if it is malformed."""
+    if not may_need_scrub(raw) and (row := read_row(raw)) is not None:
+        return row
+    event = _decoded(job_id, raw)
+    return None if event is None else (event, encode_data(event.data))
 
 
 def _decoded(job_id: str, raw: str) -> Event | None:

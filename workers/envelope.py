@@ -132,6 +132,23 @@ def read_state(raw: str) -> str:
     return _field(_parse(raw), "state", str)
 
 
+def read_row(raw: str) -> tuple[Event, str] | None:
+    """The event of an envelope in the layout, and its data's JSON text as written
+    (for SQL, which stores that text); None for anything else, which `decode` reads."""
+    m = _READ_STATE(raw)
+    if m is None or raw[-1:] != "}":
+        return None
+    data_text = raw[m.end() : -1]
+    try:
+        data = orjson.loads(data_text)
+        ts = float(m[4])
+    except (orjson.JSONDecodeError, ValueError):  # lone surrogates, "1e": decode says
+        return None
+    if not isinstance(data, dict) or int(m[2]) < 1:
+        return None
+    return Event(job=m[1], seq=int(m[2]), type=m[3], ts=ts, state=m[5], data=data), data_text
+
+
 def _parse(raw: str | bytes) -> dict[str, Any]:
     try:
         obj = json.loads(raw)

@@ -59,8 +59,11 @@ def _kept(
 
 def read_log(client: redis.Redis, keys: Keys, job: str, since: int) -> tuple[int, list[str]]:
     """(the job's head seq, its logged envelopes with a seq after `since`, in order)."""
-    reply = _read(client)(keys=[keys.log(job)], args=[since], client=client)
-    return _kept(client, keys, job, since, reply)
+    return read_logs(client, keys, [(job, since)])[0]
+
+
+# Logs read by one script call: a pass of the recorder reads a few hundred in one.
+LOGS_A_CALL = 200
 
 
 def read_logs(
@@ -70,10 +73,17 @@ def read_logs(
     wanted = list(wanted)
     if not wanted:
         return []
-    script, pipe = _read(client), client.pipeline(transaction=False)
-    for job, since in wanted:
-        script(keys=[keys.log(job)], args=[since], client=pipe)
-    replies = pipe.execute()
+    script = _read(client)
+    chunks = [wanted[i : i + LOGS_A_CALL] for i in range(0, len(wanted), LOGS_A_CALL)]
+    if len(chunks) == 1:
+        replies = script(
+            keys=[keys.log(j) for j, _ in wanted], args=[s for _, s in wanted], client=client
+        )
+    else:
+        pipe = client.pipeline(transaction=False)
+        for chunk in chunks:
+            script(keys=[keys.log(j) for j, _ in chunk], args=[s for _, s in chunk], client=pipe)
+        replies = [reply for replies_of_chunk in pipe.execute() for reply in replies_of_chunk]
     return [_kept(client, keys, j, s, r) for (j, s), r in zip(wanted, replies, strict=True)]
 
 

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 
 from tests.support import event_folds
-from webapp.history import apply_event, new_job_row
+from webapp.history import FIELD_TYPES, apply_event, folds_only_head, new_job_row
 from webapp.jobs import job_to_dict
-from workers.envelope import from_dict
+from workers.envelope import Event, from_dict
 from workers.events import FINAL_STATES, EventType
 from workers.models import Job
+
+COLUMNS = [c.key for c in Job.__table__.columns]
 
 
 def fold_in_python(case: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -75,3 +77,27 @@ def test_the_cases_are_envelopes_the_platform_can_produce() -> None:
         if ended:
             after = {e.state for e in events[ended[0] :]}
             assert after == {events[ended[0]].state}, f"{name}: a final state changed"
+
+
+HEAD_FIELDS = {"state", "last_seq", "updated_at"}
+
+
+@pytest.mark.parametrize("type_", sorted(set(EventType) - FIELD_TYPES))
+def test_an_event_outside_field_types_moves_only_the_jobs_head(type_: EventType) -> None:
+    # given a job with every field set, and an event of a type the recorder folds in
+    # one UPDATE of the state, the seq and the time (webapp.history.set_heads)
+    start = Job(
+        id="j", name="n", agent="a", state="STARTED", created_at=1.0, received_at=2.0,
+        started_at=3.0, finished_at=None, worker="w", retries=1, last_seq=7, updated_at=3.0,
+        error=None, result=None, queue="q",
+    )  # fmt: skip
+    job = Job(**{c: getattr(start, c) for c in COLUMNS})
+    data = {"name": "x", "worker": "y", "error": "e", "result": 1, "retries": 9, "reason": "r"}
+    event = Event(job="j", seq=8, type=type_, ts=9.0, state="WAITING", data=data)
+    # when apply_event folds it
+    apply_event(job, event)
+    # then only those three fields moved, as set_heads would move them
+    changed = {c for c in COLUMNS if getattr(job, c) != getattr(start, c)}
+    assert changed <= HEAD_FIELDS
+    assert (job.state, job.last_seq, job.updated_at) == ("WAITING", 8, 9.0)
+    assert folds_only_head([event])
