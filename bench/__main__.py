@@ -24,6 +24,7 @@ SUITES = [
     "submission",
     "broadcast",
     "streaming",
+    "recorder",
     "idle_memory",
     "worker_throughput",
     "replicated_publish",

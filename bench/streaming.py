@@ -15,9 +15,11 @@ sockets each (one process could not read the full shape's 100,000 frames a secon
 
 `--quick`: 10 jobs, 10 watchers each, 10 clients on `jobs`, 5 s; `--jobs N`: N jobs
 and N clients on `jobs`. `BENCH_PYSPY=1` prints where the web process is every 3 s.
-The clients offer permessage-deflate, as browsers do; the server declines it
-(webapp/ws.py: one frame's bytes serve every client), so every frame arrives plain
-either way. `BENCH_NO_DEFLATE=1` offers none, as a check that the offer changes nothing.
+The clients read with minimal protocol readers on both sides (bench/ws_reader.py for
+WebSockets, a RESP reader for Redis), so neither pays a client library's cost per
+frame; the WebSocket ones offer permessage-deflate, as browsers do, and the server
+declines it (webapp/ws.py: one frame's bytes serve every client). Where a stream's
+bytes wait is reported too: in the clients' receive queues or the server's send queues.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import psutil
 import redis
 
 from bench.report import Figure, table
+from bench.socket_queues import QueueBytes, QueueWatch
 from bench.streaming_client import pct
 from launcher.commands import REPO_ROOT, WORKER_READY, worker_argv
 from launcher.processes import ManagedProcess
@@ -187,13 +191,13 @@ def _runqueue_seconds(pid: int) -> float:
     return total / 1e9
 
 
-def hub_latency_le(web: WebService, p: float) -> float:
-    """The upper bound (s) of the /metrics bucket that holds the p-th percentile of the
-    events' `ts` → hub time (webapp/monitor/latency.py): the lag before the fan-out."""
+def metric_le(web: WebService, histogram: str, p: float) -> float:
+    """The upper bound (s) of the /metrics bucket of `histogram` that holds its p-th
+    percentile (one web process)."""
     text = http.get(f"{web.url}/metrics").text
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
-        if line.startswith("agentdeck_event_delivery_latency_seconds_bucket"):
+        if line.startswith(histogram + "_bucket"):
             le = line.split('le="')[1].split('"')[0]
             buckets.append((float(le), float(line.rsplit(" ", 1)[1])))
     total = buckets[-1][1] if buckets else 0.0
@@ -201,6 +205,12 @@ def hub_latency_le(web: WebService, p: float) -> float:
         if total and count >= total * p / 100:
             return le
     return float("nan")
+
+
+# ts → the hub's listener (webapp/monitor/latency.py): the lag before the fan-out.
+HUB_LAG = "agentdeck_event_delivery_latency_seconds"
+# The hub's fan-out of a burst: read from Redis → every frame written (webapp/hub.py).
+FANOUT = "agentdeck_ws_fanout_seconds"
 
 
 class ChannelLag:
@@ -256,6 +266,7 @@ def redis_baseline(platform: Platform, shape: Shape) -> dict[str, Any]:
         )
     clients = Clients(argvs, env)
     clients.wait_ready()
+    queues = QueueWatch(urlsplit(platform.redis_url).port or 6379)
     start_at = time.time() + 0.5
     publisher = subprocess.Popen(
         [sys.executable, "-m", "bench.streaming_client", "publish", platform.redis_url]
@@ -270,7 +281,14 @@ def redis_baseline(platform: Platform, shape: Shape) -> dict[str, Any]:
         print(f"  the baseline's publisher was still at it after {timeout:.0f} s", flush=True)
         publisher.kill()
         publisher.wait()
-    return clients.result(timeout)
+    result = clients.result(timeout)
+    _note_queues(result, queues.stop())
+    return result
+
+
+def _note_queues(result: dict[str, Any], most: QueueBytes) -> None:
+    result["server_send_queued_mb"] = most.server_send / 1e6
+    result["client_receive_queued_mb"] = most.client_receive / 1e6
 
 
 def agentdeck(
@@ -302,6 +320,7 @@ def agentdeck(
     assert web.pid is not None
     assert worker.pid is not None
     lag = ChannelLag(platform.redis_url, get_settings().keys.events_channel)
+    queues = QueueWatch(web.port)
     cpu0, wait0, t0 = _cpu_seconds(web.pid), _runqueue_seconds(web.pid), time.monotonic()
     worker_cpu0 = _cpu_seconds(worker.pid)
     time.sleep(max(0.0, start_at - time.time()) + shape.seconds)
@@ -310,14 +329,16 @@ def agentdeck(
     waited = (_runqueue_seconds(web.pid) - wait0) / wall
     worker_cores = (_cpu_seconds(worker.pid) - worker_cpu0) / wall
     result = clients.result(timeout)
+    _note_queues(result, queues.stop())
     result["web_cores"] = cpu
     result["web_runqueue_wait"] = waited
     result["worker_cores"] = worker_cores
     lags = sorted(lag.stop())
     result["redis_p50_ms"] = lags[len(lags) // 2] if lags else float("nan")
     result["redis_p99_ms"] = lags[int(len(lags) * 0.99)] if lags else float("nan")
-    result["hub_p50_le_ms"] = hub_latency_le(web, 50) * 1000
-    result["hub_p99_le_ms"] = hub_latency_le(web, 99) * 1000
+    result["hub_p50_le_ms"] = metric_le(web, HUB_LAG, 50) * 1000
+    result["hub_p99_le_ms"] = metric_le(web, HUB_LAG, 99) * 1000
+    result["fanout_p99_le_ms"] = metric_le(web, FANOUT, 99) * 1000
     result["expected_job_events"] = shape.watchers * shape.jobs * count
     return result
 
@@ -401,9 +422,28 @@ def figures_of(shape: Shape) -> list[Figure]:
             unit=f"/ {ours['hub_p99_le_ms']:.0f} ms",
         ),
         Figure(
+            name=f"{shape.name}: the hub's fan-out of a burst, p99 at most (/metrics buckets)",
+            value=ours["fanout_p99_le_ms"],
+            unit="ms",
+        ),
+        Figure(
             name=f"{shape.name}: ts → a bare subscriber of the events channel, p50 / p99",
             value=ours["redis_p50_ms"],
             unit=f"/ {ours['redis_p99_ms']:.1f} ms",
+        ),
+        Figure(
+            name=f"{shape.name}: most bytes waiting in the clients' receive queues",
+            value=ours["client_receive_queued_mb"],
+            unit="MB",
+            baseline=base["client_receive_queued_mb"],
+            baseline_name="bare Redis (its subscribers')",
+        ),
+        Figure(
+            name=f"{shape.name}: most bytes waiting in the server's send queues",
+            value=ours["server_send_queued_mb"],
+            unit="MB",
+            baseline=base["server_send_queued_mb"],
+            baseline_name="bare Redis (its own)",
         ),
         Figure(name=f"{shape.name}: web process CPU", value=ours["web_cores"], unit="cores"),
         Figure(name=f"{shape.name}: worker process CPU", value=ours["worker_cores"], unit="cores"),

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,11 +27,10 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 import redis
-from websockets.asyncio.client import ClientConnection, connect
+
+from bench.ws_reader import RawWebSocket
 
 FINAL = ("SUCCESS", "FAILURE", "REVOKED")
-# As browsers do, the clients offer permessage-deflate, unless BENCH_NO_DEFLATE=1.
-COMPRESSION = None if os.environ.get("BENCH_NO_DEFLATE") == "1" else "deflate"
 # The baseline's `jobs`: one message per stream as it ends, as `jobs` carries each
 # job's final event live (its earlier lifecycle events come before the clients are on).
 LIFECYCLE = "bench-stream:jobs"
@@ -103,20 +101,14 @@ class Why:
         return "; ".join(parts)
 
 
-def _closed(ws: ClientConnection) -> str:
+def _closed(ws: RawWebSocket) -> str:
     code, reason = ws.close_code, ws.close_reason
     return f"{code} {reason!r}" if code is not None else "without a close frame"
 
 
-async def _ws_open(url: str, token: str, frame: dict[str, Any], why: Why) -> ClientConnection:
-    ws = await connect(
-        url,
-        additional_headers={"Authorization": f"Bearer {token}"},
-        max_size=None,
-        compression=COMPRESSION,
-        open_timeout=OPEN_TIMEOUT,
-    )
-    await ws.send(json.dumps(frame))
+async def _ws_open(url: str, token: str, frame: dict[str, Any], why: Why) -> RawWebSocket:
+    ws = await RawWebSocket.connect(url, {"Authorization": f"Bearer {token}"}, timeout=OPEN_TIMEOUT)
+    await ws.send_text(json.dumps(frame))
     why.stage = "open"
     return ws
 
@@ -138,8 +130,7 @@ async def _ws_job(
     ws = await _ws_open(url, token, {"op": "subscribe", "topic": f"job:{job}", "since": 0}, why)
     try:
         last = 0
-        async for msg in ws:
-            now = time.time()
+        async for now, msg in ws.messages():
             frame = orjson.loads(msg)
             if frame.get("type") == "subscribed" and why.stage != "subscribed":
                 why.stage = "subscribed"
@@ -170,8 +161,7 @@ async def _ws_jobs_topic(
     try:
         last: dict[str, int] = {}
         left = set(jobs)
-        async for msg in ws:
-            now = time.time()
+        async for now, msg in ws.messages():
             frame = orjson.loads(msg)
             if frame.get("type") == "subscribed" and why.stage != "subscribed":
                 why.stage = "subscribed"
