@@ -373,6 +373,25 @@ def _faults(r: dict[str, Any]) -> int:
     )
 
 
+# (figure, result key, unit, baseline's name): figures with the baseline's beside them.
+BESIDE_THE_BASELINE = [
+    ("p50 event ts → receipt", "p50_ms", "ms", "bare Redis PUBLISH→SUBSCRIBE, same fan-out"),
+    ("events delivered", "delivered", "events", "bare Redis"),
+    (
+        "most bytes waiting in the clients' receive queues",
+        "client_receive_queued_mb",
+        "MB",
+        "bare Redis (its subscribers')",
+    ),
+    (
+        "most bytes waiting in the server's send queues",
+        "server_send_queued_mb",
+        "MB",
+        "bare Redis (its own)",
+    ),
+]
+
+
 def figures(quick: bool) -> list[Figure]:
     return figures_of(QUICK if quick else FULL)
 
@@ -390,19 +409,15 @@ def figures_of(shape: Shape) -> list[Figure]:
             floor=f"< {P99_FLOOR_MS:.0f} ms, every event once, in order",
             ok=ours["p99_ms"] < P99_FLOOR_MS and ok_order,
         ),
-        Figure(
-            name=f"{shape.name}: p50 event ts → receipt",
-            value=ours["p50_ms"],
-            unit="ms",
-            baseline=base["p50_ms"],
-            baseline_name="bare Redis PUBLISH→SUBSCRIBE, same fan-out",
-        ),
-        Figure(
-            name=f"{shape.name}: events delivered",
-            value=ours["delivered"],
-            unit="events",
-            baseline=base["delivered"],
-            baseline_name="bare Redis",
+        *(
+            Figure(
+                name=f"{shape.name}: {what}",
+                value=ours[key],
+                unit=unit,
+                baseline=base[key],
+                baseline_name=versus,
+            )
+            for what, key, unit, versus in BESIDE_THE_BASELINE
         ),
         Figure(
             name=f"{shape.name}: duplicated + out of order + missing + clients cut off",
@@ -430,20 +445,6 @@ def figures_of(shape: Shape) -> list[Figure]:
             name=f"{shape.name}: ts → a bare subscriber of the events channel, p50 / p99",
             value=ours["redis_p50_ms"],
             unit=f"/ {ours['redis_p99_ms']:.1f} ms",
-        ),
-        Figure(
-            name=f"{shape.name}: most bytes waiting in the clients' receive queues",
-            value=ours["client_receive_queued_mb"],
-            unit="MB",
-            baseline=base["client_receive_queued_mb"],
-            baseline_name="bare Redis (its subscribers')",
-        ),
-        Figure(
-            name=f"{shape.name}: most bytes waiting in the server's send queues",
-            value=ours["server_send_queued_mb"],
-            unit="MB",
-            baseline=base["server_send_queued_mb"],
-            baseline_name="bare Redis (its own)",
         ),
         Figure(name=f"{shape.name}: web process CPU", value=ours["web_cores"], unit="cores"),
         Figure(name=f"{shape.name}: worker process CPU", value=ours["worker_cores"], unit="cores"),
