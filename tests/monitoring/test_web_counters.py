@@ -39,6 +39,7 @@ def test_delivered_and_recorded_counters_of_the_web_process_move(
     before = samples(api)
     delivered = before[("agentdeck_web_events_delivered_total", label)]
     recorded = before[("agentdeck_web_events_recorded_total", label)]
+    one_by_one = before[("agentdeck_web_recorder_passes_one_by_one_total", label)]
     # and every background loop of it listed with its failures
     loops = {
         dict(labels)["loop"]
@@ -62,3 +63,5 @@ def test_delivered_and_recorded_counters_of_the_web_process_move(
         timeout=15,
     )
     assert after[("agentdeck_web_events_delivered_total", label)] > delivered
+    # and the recorder stored them together, not by its slower one-by-one path
+    assert after[("agentdeck_web_recorder_passes_one_by_one_total", label)] == one_by_one

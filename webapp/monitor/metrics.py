@@ -175,6 +175,12 @@ def web_process_families(svc: Services) -> Iterator[Metric]:
         "Events the web process's recorder stored in SQL",
         labels=label,
     )
+    one_by_one = CounterMetricFamily(
+        "agentdeck_web_recorder_passes_one_by_one",
+        "Recorder passes whose jobs could not be stored together and went one by one"
+        " (slower; a job that keeps failing is quarantined)",
+        labels=label,
+    )
     reconciled = CounterMetricFamily(
         "agentdeck_web_jobs_reconciled",
         "Jobs the web process's janitor ended from Celery's result backend",
@@ -203,13 +209,14 @@ def web_process_families(svc: Services) -> Iterator[Metric]:
     for process, c in sorted(web_counters.every_process(svc).items()):
         delivered.add_metric([process], float(c.get("delivered", 0)))
         recorded.add_metric([process], float(c.get("recorded", 0)))
+        one_by_one.add_metric([process], float(c.get("recorded_one_by_one", 0)))
         reconciled.add_metric([process], float(c.get("reconciled", 0)))
         hook_failures.add_metric([process], float(c.get("hook_failures", 0)))
         for loop, n in sorted((c.get("loop_failures") or {}).items()):
             loop_failures.add_metric([process, loop], float(n))
         _add_fanout(fanout, process, c.get("fanout"), c.get("fanout_sum"))
         _add_fanout(fanout_cpu, process, c.get("fanout_cpu"), c.get("fanout_cpu_sum"))
-    yield from (delivered, recorded, reconciled, hook_failures, loop_failures)
+    yield from (delivered, recorded, one_by_one, reconciled, hook_failures, loop_failures)
     yield from (fanout, fanout_cpu)
 
 

@@ -30,6 +30,7 @@ def snapshot(svc: Services) -> dict[str, Any]:
     return {
         "delivered": svc.hub.delivered,
         "recorded": svc.recorder.recorded,
+        "recorded_one_by_one": svc.recorder.passes_one_by_one,
         "reconciled": svc.janitor.reconciled if svc.janitor is not None else 0,
         "hook_failures": svc.hooks.failures,
         "loop_failures": svc.loops.failures(),
