@@ -112,8 +112,8 @@ def test_web_sigterm_says_going_away_to_clients(web: WebService) -> None:
 
 @pytest.fixture
 def small_queue_web(platform: Platform) -> Iterator[WebService]:
-    # 4 MiB: a reader starved of CPU for a second and a half (a loaded CI machine) keeps
-    # up; the one that never reads passes it within the ~10 MB stream all the same.
+    # 4 MiB: a reader starved of CPU for three seconds (a loaded CI machine) keeps up;
+    # the one that never reads passes it within the ~7 MB stream all the same.
     service = WebService(
         platform, name="web-small-queue", extra_env={"AGENTDECK_CLIENT_QUEUE_BYTES": "4194304"}
     )
@@ -132,8 +132,9 @@ def test_slow_consumer_is_cut_off_and_others_stay_fast(
 ) -> None:
     url = small_queue_web.url
     rss_before = web_worker_rss(small_queue_web)
-    # given a client that subscribes to a big stream and never reads
-    job_id = submit(url, "chatty", count=1000, delay=0.004, size=10_000)
+    # given a client that subscribes to a big stream and never reads (~7 MB at ~1.2 MB/s:
+    # twice that pace saturated a loaded CI machine's two cores, and every reader lagged)
+    job_id = submit(url, "chatty", count=700, delay=0.008, size=10_000)
     slow = websocket.create_connection(
         url.replace("http", "ws") + "/ws",
         timeout=10,
@@ -161,7 +162,9 @@ def test_slow_consumer_is_cut_off_and_others_stay_fast(
     # then the reader got everything, promptly
     assert contiguous(events) and events[-1]["state"] == "SUCCESS"
     latencies.sort()
-    assert latencies[int(len(latencies) * 0.99)] < 2.0
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    print(f"\nfast reader: p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, {len(events)} events")
+    assert p99 < 2.0
     # and the slow client was cut off: reading now ends in a close, not the whole stream
     got, close_code = 0, None
     slow.settimeout(15)
@@ -178,7 +181,7 @@ def test_slow_consumer_is_cut_off_and_others_stay_fast(
     slow.close()
     assert close_code in (4001, None)
     assert got < len(events)
-    # and the server's memory stayed flat (the stream was ~10 MB)
+    # and the server's memory stayed flat (the stream was ~7 MB)
     assert web_worker_rss(small_queue_web) - rss_before < 60 * 1024 * 1024
 
 

@@ -102,7 +102,15 @@ export function relTime(ts, now = Date.now() / 1000) {
 
 /** A <time> showing the relative time, the absolute one on hover and to readers. */
 export function timeEl(ts) {
-  const t = el("time", { datetime: isoTime(ts), title: absTime(ts), class: "rel", dataset: { ts: ts ?? "" } }, relTime(ts));
+  return setTime(el("time", { class: "rel" }), ts);
+}
+
+/** Point a <time class="rel"> at `ts` (`abs`: its absolute text, when the caller has it). */
+export function setTime(t, ts, abs = absTime(ts)) {
+  t.setAttribute("datetime", isoTime(ts));
+  t.title = abs;
+  t.dataset.ts = ts ?? "";
+  t.textContent = relTime(ts);
   return t;
 }
 

@@ -2,13 +2,16 @@
 // of each changed job, at most ten frames a second); filters, search,
 // cursor pagination and per-state counters. `?parent=<id>` lists a job's children.
 import { listAgents, listJobs } from "./api.js";
-import { FINAL, STATES, $, absTime, announcer, clear, duration, el, refreshTimes, setBadge, stateBadge, timeEl } from "./dom.js";
+import { FINAL, STATES, $, absTime, announcer, clear, duration, el, refreshTimes, setBadge, setTime } from "./dom.js";
 import { foldLatest } from "./fold.js";
 import { subscribe } from "./live.js";
 
 const DEFAULT_PAGE_SIZE = 50;
 const MAX_KNOWN = 10_000; // jobs whose state the counters follow
 const FLASH_MS = 1200; // a new row flashes (tr.fresh) only on a page that had none this long
+// A burst of live entries is applied in slices of this long, each its own task, so the
+// page answers input between them (no long task however slow the machine).
+const SLICE_MS = 8;
 
 const form = $("#filters");
 const tbody = $("#jobs tbody");
@@ -29,7 +32,11 @@ const known = new Map(); // job id -> {state, agent, parent} for counters
 let counts = {};
 let reloadTimer = null;
 let loading = false;
-let heldEntries = []; // jobs:latest entries that arrived while a page was loading
+let heldEntries = []; // jobs:latest entries applied while a page was loading
+const queued = []; // jobs:latest entries not applied yet, oldest first
+let queuedHead = 0;
+let draining = false;
+let announcement = null; // the last thing said by the entries of a slice
 let countsTimer = null;
 let lastNewRowAt = 0;
 const progressOf = new Map(); // job id -> {done, total} from its last progress event
@@ -43,45 +50,58 @@ function runtimeOf(job) {
   return end ? end - job.started_at : null;
 }
 
+// One row's cells, cloned for each new row: cheaper than building its nodes one by one.
+const ROW = el(
+  "tr",
+  {},
+  el("td", { class: "job-cell" }, el("a", { class: "job-id" })),
+  el("td", {}),
+  el("td", { class: "state-cell" }, el("span", { class: "badge" })),
+  el("td", {}, el("time", { class: "rel" }), el("span", { class: "abs muted small" })),
+  el("td", { class: "dur" }),
+  el("td", { class: "wide muted" }),
+);
+
 function jobRow(job) {
-  const tr = el("tr", { dataset: { job: job.id } });
-  fillRow(tr, job);
+  const tr = ROW.cloneNode(true);
+  tr.dataset.job = job.id;
+  const [idCell, agentCell, , createdCell] = tr.cells;
+  const link = idCell.firstChild;
+  link.href = `/jobs/${encodeURIComponent(job.id)}`;
+  link.title = job.id;
+  link.textContent = job.id.slice(0, 8);
+  agentCell.textContent = job.agent || job.name || "—";
+  if (job.parent_id) {
+    agentCell.append(
+      el("span", { class: "child-of muted small" }, "child of ", el("a", { href: `/jobs/${encodeURIComponent(job.parent_id)}`, class: "job-id", title: job.parent_id }, job.parent_id.slice(0, 8))),
+    );
+  }
+  const abs = absTime(job.created_at);
+  setTime(createdCell.firstChild, job.created_at, abs);
+  createdCell.lastChild.textContent = abs;
+  updateRow({ tr, job });
   return tr;
 }
 
 /** A suspended durable run holds no worker (WAITING: it waits for an answer, a time or its children). */
 const workerText = (job) => (job.state === "WAITING" ? "suspended: no worker held" : job.worker || "");
 
-function fillRow(tr, job) {
-  const label = job.agent || job.name || "—";
-  tr.dataset.state = job.state;
-  const parent = job.parent_id
-    ? el("span", { class: "child-of muted small" }, "child of ", el("a", { href: `/jobs/${encodeURIComponent(job.parent_id)}`, class: "job-id", title: job.parent_id }, job.parent_id.slice(0, 8)))
-    : null;
-  clear(tr).append(
-    el("td", { class: "job-cell" }, el("a", { href: `/jobs/${encodeURIComponent(job.id)}`, class: "job-id", title: job.id }, job.id.slice(0, 8))),
-    el("td", {}, label, parent),
-    el("td", { class: "state-cell" }, stateBadge(job.state), progressBar(job)),
-    el("td", {}, timeEl(job.created_at), el("span", { class: "abs muted small" }, absTime(job.created_at))),
-    el("td", { class: "dur" }, duration(runtimeOf(job))),
-    el("td", { class: "wide muted" }, workerText(job)),
-  );
-}
-
 // ---- progress of running rows --------------------------------------------------
 // A `jobs:latest` entry carries its job's last `progress` (done, total): a running
-// (STARTED) row shows it as a bar under its badge.
+// (STARTED) row shows it as a bar under its badge (made when first needed).
 
-function progressBar(job) {
-  const bar = el("progress", { class: "row-progress", max: "1", value: "0", "aria-label": "Progress" });
-  showProgress(bar, job);
-  return bar;
-}
-
-function showProgress(bar, job) {
+function showProgress(tr, job) {
   const p = progressOf.get(job.id);
-  bar.hidden = !p || job.state !== "STARTED";
-  if (bar.hidden) return;
+  let bar = tr.querySelector(".row-progress");
+  if (!p || job.state !== "STARTED") {
+    if (bar) bar.hidden = true;
+    return;
+  }
+  if (!bar) {
+    bar = el("progress", { class: "row-progress", max: "1", value: "0", "aria-label": "Progress" });
+    tr.cells[2].append(bar);
+  }
+  bar.hidden = false;
   const { done, total } = p;
   bar.max = total > 0 ? total : 1;
   bar.value = total > 0 ? Math.min(done, total) : 0;
@@ -94,7 +114,7 @@ function updateRow(entry) {
   setBadge(tr.querySelector(".badge"), job.state);
   tr.querySelector(".dur").textContent = duration(runtimeOf(job));
   tr.querySelector(".wide").textContent = workerText(job);
-  showProgress(tr.querySelector(".row-progress"), job);
+  showProgress(tr, job);
 }
 
 function renderCounts() {
@@ -157,6 +177,7 @@ async function load() {
   const held = heldEntries;
   heldEntries = [];
   for (const e of held) applyLatest(e);
+  announcement = null; // said when first applied
   if (held.length) {
     renderCounts();
     refreshCountsSoon();
@@ -236,7 +257,7 @@ function applyLatest(e) {
     const wasFinal = FINAL.has(entry.job.state);
     const job = foldLatest(entry.job, e);
     if (!wasFinal && FINAL.has(job.state)) {
-      announce(`Job ${id.slice(0, 8)} (${job.agent || job.name || "job"}) is ${job.state}`);
+      announcement = `Job ${id.slice(0, 8)} (${job.agent || job.name || "job"}) is ${job.state}`;
     }
     updateRow(entry);
     return;
@@ -260,11 +281,36 @@ function applyLatest(e) {
         last.remove();
       }
       renderEmpty();
-      announce(`New job ${id.slice(0, 8)} (${job.agent || job.name})`);
+      announcement = `New job ${id.slice(0, 8)} (${job.agent || job.name})`;
       return;
     }
   }
   if (filters.state || filters.agent || filters.q || filters.parent) reloadSoon();
+}
+
+// A slice ends by yielding through a message, not a timer: timers of a hidden tab are
+// throttled to one a second (or a minute), messages are not.
+const nextSlice = new MessageChannel();
+nextSlice.port1.onmessage = drainQueued;
+
+/** Apply queued entries for up to SLICE_MS (all of them when the page is hidden). */
+function drainQueued() {
+  const until = document.hidden ? Infinity : performance.now() + SLICE_MS;
+  do {
+    const e = queued[queuedHead++];
+    if (loading) heldEntries.push(e); // the page on its way may predate it: applied again
+    applyLatest(e);
+  } while (queuedHead < queued.length && performance.now() < until);
+  renderCounts();
+  if (announcement) announce(announcement);
+  announcement = null;
+  if (queuedHead < queued.length) {
+    nextSlice.port2.postMessage(null);
+    return;
+  }
+  queued.length = 0;
+  queuedHead = 0;
+  draining = false;
 }
 
 // ---- controls ---------------------------------------------------------------------
@@ -372,9 +418,11 @@ loadAgents();
 let loadedOnce = false;
 subscribe("jobs:latest", {
   onLatest(list) {
-    if (loading) heldEntries.push(...list);
-    for (const e of list) applyLatest(e);
-    renderCounts();
+    for (const e of list) queued.push(e);
+    if (!draining) {
+      draining = true;
+      drainQueued();
+    }
   },
   onSubscribed() {
     if (loadedOnce) reloadSoon();
