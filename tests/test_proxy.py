@@ -29,10 +29,13 @@ from tests.support.ws import WsClient
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 CONF = REPO_ROOT / "deploy" / "nginx.conf"
 
-pytestmark = pytest.mark.skipif(
-    NGINX is None and not os.environ.get("CI"),
-    reason="nginx is not installed (.ci/run installs it)",
-)
+pytestmark = [
+    pytest.mark.deployment,
+    pytest.mark.skipif(
+        NGINX is None and not os.environ.get("CI"),
+        reason="nginx is not installed (.ci/run installs it)",
+    ),
+]
 
 
 def proxy_config(upstreams: list[str], port: int, prefix: Path) -> str:

@@ -27,6 +27,9 @@ WORKED = unique_queue("worked")
 IDLE = unique_queue("idle")  # no worker consumes it
 
 
+pytestmark = pytest.mark.deployment
+
+
 @pytest.fixture(scope="module")
 def amqp_url() -> Iterator[str]:
     with own_vhost(require_rabbitmq()) as url:

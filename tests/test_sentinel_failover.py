@@ -35,6 +35,7 @@ from workers.keys import Keys
 from workers.models import EventRow, make_engine
 from workers.replay_log import read_log
 
+pytestmark = pytest.mark.deployment
 log = logging.getLogger("agentdeck.tests")
 COUNT = 150
 

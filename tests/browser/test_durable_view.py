@@ -203,7 +203,8 @@ def test_a_parent_lists_its_children_live_and_each_links_back(
     page: Page, web: WebService, worker: WorkerService, rest: Rest, screenshots: Path
 ) -> None:
     # Given a parent that spawns two children, each holding a worker for a while
-    parent = rest.submit("waits_for_sleepers", {"n": 2, "seconds": 2.0})["id"]
+    # (3 s: the suspended header is checked while they run, even on a slow machine)
+    parent = rest.submit("waits_for_sleepers", {"n": 2, "seconds": 3.0})["id"]
     page.add_init_script(
         """
         window.__childStates = {};
