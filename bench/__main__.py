@@ -25,6 +25,7 @@ SUITES = [
     "broadcast",
     "streaming",
     "recorder",
+    "fold",
     "idle_memory",
     "worker_throughput",
     "replicated_publish",
