@@ -25,7 +25,6 @@ SUITES = [
     "broadcast",
     "streaming",
     "recorder",
-    "fold",
     "idle_memory",
     "worker_throughput",
     "replicated_publish",
