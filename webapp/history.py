@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workers.envelope import Event, encode_data
@@ -107,27 +108,86 @@ def set_heads(session: Session, heads: list[tuple[str, int, float, str]]) -> Non
                 row.last_seq, row.updated_at, row.state = seq, ts, state
 
 
+# The columns `apply_event` sets: what a fold may change.
+FOLDED = (
+    "name", "agent", "state", "input", "args", "kwargs", "result", "error", "traceback",
+    "queue", "parent_id", "root_id", "worker", "retries",
+    "created_at", "received_at", "started_at", "finished_at", "updated_at", "last_seq",
+)  # fmt: skip
+_JSON_FOLDED = frozenset({"input", "result"})
+
+
 def fold_events(
     session: Session, known: Mapping[str, int], events_by_job: Mapping[str, list[Event]]
 ) -> None:
     """Fold each job's events (in seq order) into its row, created if `known` (its
-    `job_heads`) lacks it."""
-    ids = list(events_by_job)
-    if not ids:
-        return
-    query = select(Job).where(Job.id.in_(ids))
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    rows = {job.id: job for job in session.scalars(query)} if any(i in known for i in ids) else {}
-    for job_id, events in events_by_job.items():
-        if not events:
-            continue
-        job = rows.get(job_id)
-        if job is None:
+    `job_heads`) lacks it. Rows there are read and written without the ORM's unit of
+    work: the jobs whose folds changed the same columns share one UPDATE."""
+    ids = [job_id for job_id, events in events_by_job.items() if events]
+    stored = [job_id for job_id in ids if job_id in known]
+    rows: dict[str, SimpleNamespace] = {}
+    if stored:
+        columns = Job.__table__.c
+        query = select(columns.id, *(columns[c] for c in FOLDED)).where(columns.id.in_(stored))
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update()
+        rows = {row.id: SimpleNamespace(**row._mapping) for row in session.execute(query)}
+    changes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+    for job_id in ids:
+        events = events_by_job[job_id]
+        row = rows.get(job_id)
+        if row is None:  # a job no row holds yet (a plain Celery task): through the ORM
             job = new_job_row(events[0])
             session.add(job)
+            for event in events:
+                apply_event(job, event)
+            continue
+        before = dict(vars(row))
         for event in events:
-            apply_event(job, event)
+            apply_event(row, event)  # type: ignore[arg-type]  # a row's columns, as attributes
+        changed = tuple(c for c in FOLDED if getattr(row, c) != before[c])
+        if changed:
+            new = (job_id, *(getattr(row, c) for c in changed))
+            changes.setdefault(changed, []).append(new)
+    for changed, rows_changed in changes.items():
+        _update_jobs(session, changed, rows_changed)
+
+
+def _update_jobs(session: Session, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Set `columns` of jobs: each row is (id, *values). One statement on PostgreSQL
+    (arrays), an executemany elsewhere."""
+    if session.get_bind().dialect.name != "postgresql":
+        table = cast(Table, Job.__table__)
+        statement = (
+            update(table)
+            .where(table.c.id == bindparam("job_id"))
+            .values({c: bindparam(f"new_{c}") for c in columns})
+        )
+        keys = ("job_id", *(f"new_{c}" for c in columns))
+        session.execute(statement, [dict(zip(keys, row, strict=True)) for row in rows])
+        return
+    json_at = [i for i, c in enumerate(columns, start=1) if c in _JSON_FOLDED]
+    if json_at:
+        rows = [
+            tuple(_json_text(v) if i in json_at else v for i, v in enumerate(row)) for row in rows
+        ]
+    arrays = ", ".join(f"%s::{_PG_ARRAY[c]}[]" for c in ("id", *columns))
+    sets = ", ".join(f"{c} = u.{c}" + ("::json" if c in _JSON_FOLDED else "") for c in columns)
+    sql = (
+        f"UPDATE jobs SET {sets} FROM unnest({arrays}) AS u(id, {', '.join(columns)})"
+        " WHERE jobs.id = u.id"
+    )
+    session.connection().exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))
+
+
+_PG_ARRAY = {
+    c: "int" if c in ("retries", "last_seq") else "float8" if c.endswith("_at") else "text"
+    for c in ("id", *FOLDED)
+}
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def new_job_row(event: Event) -> Job:
