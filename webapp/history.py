@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import JSON, Float, Integer, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from workers.envelope import Event, encode_data
@@ -114,7 +114,7 @@ FOLDED = (
     "queue", "parent_id", "root_id", "worker", "retries",
     "created_at", "received_at", "started_at", "finished_at", "updated_at", "last_seq",
 )  # fmt: skip
-_JSON_FOLDED = frozenset({"input", "result"})
+_JSON_FOLDED = frozenset(c for c in FOLDED if isinstance(Job.__table__.c[c].type, JSON))
 
 
 def fold_events(
@@ -154,10 +154,22 @@ def fold_events(
 
 
 def _update_jobs(session: Session, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """Set `columns` of jobs: each row is (id, *values). One statement on PostgreSQL
-    (arrays), an executemany elsewhere."""
-    if session.get_bind().dialect.name != "postgresql":
-        table = cast(Table, Job.__table__)
+    """Set `columns` of jobs: each row is (id, *values), by `_run_many`."""
+    json_at = {i for i, c in enumerate(columns, start=1) if c in _JSON_FOLDED}
+    as_text = [
+        tuple(_json_text(v) if i in json_at else v for i, v in enumerate(row)) for row in rows
+    ]
+    pg_sets = ", ".join(f"{c} = u.{c}" + ("::json" if c in _JSON_FOLDED else "") for c in columns)
+    pg_arrays = ", ".join(f"%s::{_PG_ARRAY[c]}[]" for c in ("id", *columns))
+    statements = {
+        "sqlite": "UPDATE jobs SET "
+        + ", ".join(f"{c} = ?{i}" for i, c in enumerate(columns, start=2))
+        + " WHERE id = ?1",
+        "postgresql": f"UPDATE jobs SET {pg_sets} FROM unnest({pg_arrays})"
+        f" AS u(id, {', '.join(columns)}) WHERE jobs.id = u.id",
+    }
+    if not _run_many(session, statements, as_text):  # pragma: no cover
+        table = cast(Table, Job.__table__)  # another database: through SQLAlchemy's types
         statement = (
             update(table)
             .where(table.c.id == bindparam("job_id"))
@@ -165,23 +177,11 @@ def _update_jobs(session: Session, columns: tuple[str, ...], rows: list[tuple[An
         )
         keys = ("job_id", *(f"new_{c}" for c in columns))
         session.execute(statement, [dict(zip(keys, row, strict=True)) for row in rows])
-        return
-    json_at = [i for i, c in enumerate(columns, start=1) if c in _JSON_FOLDED]
-    if json_at:
-        rows = [
-            tuple(_json_text(v) if i in json_at else v for i, v in enumerate(row)) for row in rows
-        ]
-    arrays = ", ".join(f"%s::{_PG_ARRAY[c]}[]" for c in ("id", *columns))
-    sets = ", ".join(f"{c} = u.{c}" + ("::json" if c in _JSON_FOLDED else "") for c in columns)
-    sql = (
-        f"UPDATE jobs SET {sets} FROM unnest({arrays}) AS u(id, {', '.join(columns)})"
-        " WHERE jobs.id = u.id"
-    )
-    session.connection().exec_driver_sql(sql, tuple(list(c) for c in zip(*rows, strict=True)))
 
 
+# Each column's PostgreSQL array type, for the UPDATE over arrays (JSON goes as text).
 _PG_ARRAY = {
-    c: "int" if c in ("retries", "last_seq") else "float8" if c.endswith("_at") else "text"
+    c: {Integer: "int", Float: "float8"}.get(type(Job.__table__.c[c].type), "text")
     for c in ("id", *FOLDED)
 }
 
